@@ -62,7 +62,9 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
             with Image.open(path) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    return ImageCheck(False, f"image too large ({w}x{h} pixels > {max_pixels})", w, h, img.mode)
+                    return ImageCheck(
+                        False, f"image too large ({w}x{h} pixels > {max_pixels})", w, h, img.mode
+                    )
                 img.load()
                 return ImageCheck(True, "", w, h, img.mode, mirror_symmetry(img))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

@@ -126,7 +126,9 @@ def prepare_dataset(
             skipped.append(rec.to_json())
             continue
         if rec.id in seen:
-            skipped.append(Skipped(rec.id, rec.source, f"duplicate report id (first in {seen[rec.id]})").to_json())
+            skipped.append(
+                Skipped(rec.id, rec.source, f"duplicate report id (first in {seen[rec.id]})").to_json()
+            )
             continue
         seen[rec.id] = rec.source
         findings = clean_section(rec.findings, options.deid)
@@ -138,8 +140,11 @@ def prepare_dataset(
             continue
         target = build_target(findings, impression, options.lang, options.target)
         if not target:
-            what = {"both": "no findings and no impression", "findings": "no findings section",
-                    "impression": "no impression section"}[options.target]
+            what = {
+                "both": "no findings and no impression",
+                "findings": "no findings section",
+                "impression": "no impression section",
+            }[options.target]
             skipped.append(Skipped(rec.id, rec.source, what).to_json())
             continue
         if not rec.images:
@@ -165,28 +170,41 @@ def prepare_dataset(
             continue
         groups, unused = _select(_order_views(rec, usable), options.views)
         for ref in unused:
-            not_used.append({"report": rec.id, "image": ref.id,
-                             "reason": f"not used with --views {options.views} (one frontal"
-                                       f"{' and one lateral' if options.views == 'both' else ''} view per study)"})
+            not_used.append(
+                {
+                    "report": rec.id,
+                    "image": ref.id,
+                    "reason": f"not used with --views {options.views} (one frontal"
+                    f"{' and one lateral' if options.views == 'both' else ''} view per study)",
+                }
+            )
         if not groups:
             skipped.append(Skipped(rec.id, rec.source, "no frontal view").to_json())
             continue
-        split = rec.split if (options.split == "r2gen" and rec.split) else hash_split(rec.id, options.seed, options.ratios)
+        split = (
+            rec.split
+            if (options.split == "r2gen" and rec.split)
+            else hash_split(rec.id, options.seed, options.ratios)
+        )
         reports_per_split[split] += 1
         for group in groups:
             rel = [
-                os.path.relpath(os.path.join(os.path.abspath(images_dir), ref.relpath), out_abs).replace(os.sep, "/")
+                os.path.relpath(os.path.join(os.path.abspath(images_dir), ref.relpath), out_abs).replace(
+                    os.sep, "/"
+                )
                 for ref in group
             ]
             sample_id = rec.id if options.views != "each" else f"{rec.id}/{group[0].id}"
-            samples[split].append({
-                "id": sample_id,
-                "messages": [
-                    {"role": "user", "content": "<image>" * len(group) + prompt},
-                    {"role": "assistant", "content": target},
-                ],
-                "images": rel,
-            })
+            samples[split].append(
+                {
+                    "id": sample_id,
+                    "messages": [
+                        {"role": "user", "content": "<image>" * len(group) + prompt},
+                        {"role": "assistant", "content": target},
+                    ],
+                    "images": rel,
+                }
+            )
 
     kept = sum(reports_per_split.values())
     if kept + len(skipped) != n_inputs:  # an internal invariant: nothing may vanish

@@ -126,7 +126,9 @@ def generate_sample(
         img_rng = np.random.default_rng([seed, number])
         for image_id, view in study.images:
             draw = draw_frontal if view == "frontal" else draw_lateral
-            atomic_write_bytes(png_dir / f"{image_id}.png", _png_bytes(draw(study.present, img_rng, image_size)))
+            atomic_write_bytes(
+                png_dir / f"{image_id}.png", _png_bytes(draw(study.present, img_rng, image_size))
+            )
             n_images += 1
         en = study.text["en"]
         row = {"id": study.uid}

@@ -67,7 +67,7 @@ def draw_frontal(present: dict[str, str], rng: np.random.Generator, size: tuple[
     img[(np.abs(x - 0.5) < 0.035) & (y > 0.1)] = 0.7  # spine
     heart_rx = 0.19 if "cardiomegaly" in present else 0.12
     img[_ellipse(y, x, 0.66, 0.53, 0.13, heart_rx)] = 0.72
-    for side, c in cx.items():  # diaphragm domes
+    for c in cx.values():  # diaphragm domes
         img[_ellipse(y, x, 0.92, c, 0.1, 0.18) & (y > 0.82)] = 0.75
 
     for name, side in present.items():

@@ -45,7 +45,10 @@ POSITIVE = {
     ],
     "pleural_effusion": [
         ("There is a {side} pleural effusion.", "{side}胸腔积液。"),
-        ("Small {side} pleural effusion with blunting of the costophrenic angle.", "{side}少量胸腔积液，肋膈角变钝。"),
+        (
+            "Small {side} pleural effusion with blunting of the costophrenic angle.",
+            "{side}少量胸腔积液，肋膈角变钝。",
+        ),
     ],
     "pneumothorax": [
         ("There is a {side} pneumothorax.", "{side}气胸。"),
@@ -116,7 +119,12 @@ IMPRESSION_FINDING = {
     "support_devices": ("Support device in place.", "支持装置在位。"),
 }
 
-INDICATIONS = ["XXXX-year-old XXXX with chest pain.", "Shortness of breath.", "Cough.", "Preoperative evaluation."]
+INDICATIONS = [
+    "XXXX-year-old XXXX with chest pain.",
+    "Shortness of breath.",
+    "Cough.",
+    "Preoperative evaluation.",
+]
 
 
 def _fill(template: str, side: str, zh: bool) -> str:

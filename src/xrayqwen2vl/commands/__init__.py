@@ -1,0 +1,1 @@
+"""One module per subcommand; each has ``register(subparsers)``. cli.py lists them in order."""

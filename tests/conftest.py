@@ -1,0 +1,85 @@
+"""Shared fixtures: a synthetic Open-i sample, its prepared datasets, the tiny Qwen2-VL, and a
+runner for the real ``llamafactory-cli``. Built once per test session under pytest's tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+# Offline and quiet for every subprocess the tests start.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "WANDB_DISABLED": "true",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def tool(name: str) -> str:
+    """Path of a console script installed beside this Python (llamafactory-cli, xrayqwen2vl)."""
+    path = BIN / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found beside {sys.executable}")
+    return found
+
+
+def run_cli(args: list[str], cwd: Path = REPO, timeout: int = 900, check: bool = True, log: Path | None = None):
+    """Run a command with the offline environment; on failure show the end of its output."""
+    env = {**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if log is not None:
+        log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if check and proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-6000:]
+        raise AssertionError(f"{' '.join(map(str, args))} exited {proc.returncode}:\n{tail}")
+    return proc
+
+
+def llamafactory(job: str, config: str | Path, *overrides: str, cwd: Path = REPO, log: Path | None = None):
+    """The real ``llamafactory-cli JOB CONFIG key=value …``."""
+    return run_cli([tool("llamafactory-cli"), job, str(config), *overrides], cwd=cwd, log=log)
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    from xrayqwen2vl.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("sample")
+    generate_sample(out, reports=80, seed=1, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from xrayqwen2vl.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2vl", seed=0)
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(sample_dir, tmp_path_factory) -> Path:
+    """The sample prepared with the default options (two views), dataset name ``demo``."""
+    from xrayqwen2vl.formats.openi import read_openi
+    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
+
+    out = tmp_path_factory.mktemp("data")
+    prepare_dataset(
+        read_openi(sample_dir / "ecgen-radiology"),
+        sample_dir / "NLMCXR_png",
+        out,
+        PrepareOptions(name="demo"),
+        inputs={},
+        progress=False,
+    )
+    return out

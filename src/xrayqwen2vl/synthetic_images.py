@@ -122,4 +122,4 @@ def _finish(img: np.ndarray, rng: np.random.Generator) -> Image.Image:
     img = _blur(img, 3)
     img = img * rng.uniform(0.85, 1.1) + rng.uniform(-0.04, 0.04)  # exposure
     img = img + rng.normal(0.0, 0.03, img.shape).astype(np.float32)  # quantum noise
-    return Image.fromarray((np.clip(img, 0.0, 1.0) * 255).astype(np.uint8), mode="L")
+    return Image.fromarray((np.clip(img, 0.0, 1.0) * 255).astype(np.uint8))

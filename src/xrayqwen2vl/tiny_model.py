@@ -76,6 +76,7 @@ class TinySize:
     vision_embed_dim: int = 64
     vision_num_heads: int = 4
     vocab_target: int = 2048
+    head_init_std: float = 0.3
 
 
 def build_corpus() -> list[str]:
@@ -173,6 +174,12 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, size: TinySize | None =
     )
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config).to(torch.float32)
+    # The final RMSNorm fixes the hidden state's norm (about sqrt(hidden)), so with the default
+    # 0.02 init of the output head every logit stays within about +-1.3 and a frozen head (LoRA
+    # trains only the inner layers) cannot express a confident next token: loss stalls near
+    # ln(vocab). A wider head, as trained models have, lets LoRA fine-tuning learn.
+    with torch.no_grad():
+        model.lm_head.weight.normal_(0.0, size.head_init_std)
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.do_sample = False

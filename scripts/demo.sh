@@ -45,6 +45,6 @@ where everything went:
   LoRA adapter    {out}/lora/
   merged model    {out}/merged/
   predictions     {out}/predict/generated_predictions.jsonl ({n} test samples)
-The tiny model is random and trained for seconds: its reports are not meant to be good.
+The tiny model started random and trained for seconds: expect repetitive reports (measure it with evaluate).
 Research use only: never a diagnosis.""")
 PY

@@ -27,4 +27,9 @@ if [ ! -f "$1" ]; then
   exit 2
 fi
 export FORCE_TORCHRUN="${FORCE_TORCHRUN:-1}"
+# LLaMA-Factory counts accelerators for NPROC_PER_NODE; with none (a CPU-only machine, the tests)
+# it would start 0 processes, so run one. Set NPROC_PER_NODE yourself on non-NVIDIA accelerators.
+if [ -z "${NPROC_PER_NODE:-}" ] && ! nvidia-smi -L >/dev/null 2>&1; then
+  export NPROC_PER_NODE=1
+fi
 exec llamafactory-cli train "$@"

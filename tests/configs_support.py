@@ -84,14 +84,14 @@ def prepare_openi(sample_dir: Path, out: Path) -> Path:
     return out
 
 
-def train_script(config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
-    """``bash scripts/train.sh CONFIG key=value …`` (the wrapper users run), offline."""
-    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
-    full_env["PATH"] = f"{Path(tool('llamafactory-cli')).parent}{os.pathsep}{full_env.get('PATH', '')}"
+def run_script(script: str, config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
+    """``bash scripts/SCRIPT CONFIG key=value …`` (the wrappers users run), offline."""
     import subprocess
 
+    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    full_env["PATH"] = f"{Path(tool('llamafactory-cli')).parent}{os.pathsep}{full_env.get('PATH', '')}"
     proc = subprocess.run(
-        ["bash", str(REPO / "scripts" / "train.sh"), str(config), *overrides],
+        ["bash", str(REPO / "scripts" / script), str(config), *overrides],
         cwd=REPO,
         env=full_env,
         capture_output=True,
@@ -101,22 +101,36 @@ def train_script(config: Path, *overrides: str, env: dict | None = None, log: Pa
     if log is not None:
         log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     if proc.returncode != 0:
-        raise AssertionError(
-            f"scripts/train.sh {config} exited {proc.returncode}:\n{(proc.stdout + proc.stderr)[-6000:]}"
-        )
+        tail = (proc.stdout + proc.stderr)[-6000:]
+        raise AssertionError(f"scripts/{script} {config} exited {proc.returncode}:\n{tail}")
     return proc
+
+
+def train_script(config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
+    return run_script("train.sh", config, *overrides, env=env, log=log)
+
+
+_DATA: dict[str, Path] = {}
+
+
+def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
+    """The sample prepared as openi_* (once per test session)."""
+    if "openi" not in _DATA:
+        _DATA["openi"] = prepare_openi(sample_dir, tmp_path_factory.mktemp("openi_data"))
+    return _DATA["openi"]
 
 
 _TRAINED: dict[str, Path] = {}
 
 
-def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, out_root: Path) -> Path:
+def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path_factory) -> Path:
     """Run a real training config for 2 steps on CPU (once per test session); its output folder."""
     key = rel(config)
     if key in _TRAINED:
         return _TRAINED[key]
     cfg = load(config)
-    out = out_root / config.stem
+    out_root = tmp_path_factory.mktemp(f"train_{config.stem}")
+    out = out_root / "sft"
     train_script(
         config,
         f"model_name_or_path={tiny_model_dir}",
@@ -124,7 +138,7 @@ def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, out_root
         f"output_dir={out}",
         *kv(cpu_overrides(cfg)),
         *kv(SHORT_RUN),
-        log=out_root / f"{config.stem}.log",
+        log=out_root / "train.log",
     )
     _TRAINED[key] = out
     return out
@@ -144,7 +158,9 @@ __all__ = [
     "prepare_openi",
     "real_configs",
     "rel",
+    "openi_data",
     "run_cli",
+    "run_script",
     "train_script",
     "trained_adapter",
     "training_configs",

@@ -1,0 +1,200 @@
+"""Write a report for one study (one or two chest X-ray images) with LLaMA-Factory's ``ChatModel``.
+
+``llamafactory-cli chat`` in LLaMA-Factory 0.9.5 cannot take images, so this is the terminal way
+to talk to a fine-tuned model: either once (images on the command line) or interactively (image
+paths typed at a prompt, one study per line). The prompt is the one ``xrayqwen2vl prepare``
+trains with (``--lang`` picks English or Chinese), so the model sees what it was trained on.
+Research use only: the output is not a diagnosis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .images import check_image
+from .records import InputFileError
+from .text import DEFAULT_PROMPTS
+
+MAX_IMAGES = 2  # one study: frontal, and optionally lateral
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+# Same cap as the configs under configs/: 512x512 pixels per view (334 visual tokens).
+DEFAULT_IMAGE_MAX_PIXELS = 262144
+DEFAULT_MAX_NEW_TOKENS = 512
+DISCLAIMER = "Research use only: a model-written draft, not a diagnosis."
+
+
+def load_config(path: str | Path) -> dict:
+    """An inference YAML (configs/inference/*.yaml) as a dict of LLaMA-Factory arguments."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise InputFileError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{p}: expected a mapping of LLaMA-Factory arguments")
+    return data
+
+
+def check_study_images(paths: list[str]) -> list[str]:
+    """Validate the image files of one study; return them as strings or raise one clear error."""
+    if not paths:
+        raise InputFileError("no image given (one frontal view, optionally a lateral view)")
+    if len(paths) > MAX_IMAGES:
+        raise InputFileError(f"{len(paths)} images given; one study takes one or two (frontal, lateral)")
+    for raw in paths:
+        p = Path(raw)
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise InputFileError(f"{p}: not a PNG or JPEG file name (.png, .jpg, .jpeg)")
+        check = check_image(p)
+        if not check.ok:
+            raise InputFileError(f"{p}: {check.reason}")
+    return [str(p) for p in paths]
+
+
+def build_args(
+    config: dict | None,
+    model: str | None,
+    adapter: str | None,
+    template: str | None,
+    image_max_pixels: int | None,
+    max_new_tokens: int | None,
+) -> dict:
+    """LLaMA-Factory inference arguments: the config's, then the command-line options on top."""
+    args = dict(config or {})
+    if model:
+        args["model_name_or_path"] = model
+        if not adapter and config and "adapter_name_or_path" in config:
+            # A new base model makes the config's adapter meaningless unless named again.
+            args.pop("adapter_name_or_path")
+    if adapter:
+        args["adapter_name_or_path"] = adapter
+    if not args.get("model_name_or_path"):
+        raise InputFileError("no model: give --model PATH or --config with model_name_or_path")
+    if args.get("adapter_name_or_path"):
+        args["finetuning_type"] = "lora"
+    args["template"] = template or args.get("template") or "qwen2_vl"
+    if image_max_pixels:
+        args["image_max_pixels"] = image_max_pixels
+    args.setdefault("image_max_pixels", DEFAULT_IMAGE_MAX_PIXELS)
+    if max_new_tokens:
+        args["max_new_tokens"] = max_new_tokens
+    args.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+    args.setdefault("do_sample", False)
+    args.setdefault("infer_backend", "huggingface")
+    args.setdefault("trust_remote_code", False)
+
+    model_dir = Path(str(args["model_name_or_path"]))
+    if not (model_dir / "config.json").is_file():
+        raise InputFileError(
+            f"{model_dir}: model folder not found or has no config.json (see weights/README.md)"
+        )
+    adapter_path = args.get("adapter_name_or_path")
+    if adapter_path:
+        for one in str(adapter_path).split(","):
+            if not (Path(one) / "adapter_config.json").is_file():
+                raise InputFileError(f"{one}: adapter folder not found or has no adapter_config.json")
+    return args
+
+
+class ReportWriter:
+    """A loaded model and the study prompt; ``write(images)`` returns the report text."""
+
+    def __init__(self, args: dict, prompt: str):
+        # LLaMA-Factory logs to stdout through a handler made at its first import; importing it
+        # while stdout points at stderr keeps stdout for the report alone.
+        with contextlib.redirect_stdout(sys.stderr):
+            from llamafactory.chat import ChatModel
+
+            self.chat_model = ChatModel(args)
+        self.prompt = prompt
+
+    def _messages(self, n_images: int) -> list[dict]:
+        return [{"role": "user", "content": "<image>" * n_images + self.prompt}]
+
+    def write(self, images: list[str]) -> str:
+        responses = self.chat_model.chat(self._messages(len(images)), images=images)
+        return responses[0].response_text.strip()
+
+    def stream(self, images: list[str]):
+        yield from self.chat_model.stream_chat(self._messages(len(images)), images=images)
+
+
+def interactive(writer: ReportWriter, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Ask for image paths, one study per line, until ``exit``/``quit`` or end of input.
+
+    A bad line (missing or corrupt image, more than two paths) prints one error and asks again.
+    Returns the number of reports written.
+    """
+    print(
+        "Type the image paths of one study (frontal, then optionally lateral; quote paths with spaces)."
+        "\nEmpty line: nothing; exit or quit (or Ctrl-D): leave. " + DISCLAIMER,
+        file=stdout,
+        flush=True,
+    )
+    written = 0
+    while True:
+        print("\nimages> ", end="", file=stdout, flush=True)
+        line = stdin.readline()
+        if not line:  # end of input
+            print(file=stdout)
+            break
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("exit", "quit"):
+            break
+        try:
+            paths = check_study_images(shlex.split(line))
+        except (InputFileError, ValueError) as e:  # ValueError: unbalanced quotes from shlex
+            print(f"xrayqwen2vl report: error: {e}", file=stderr, flush=True)
+            continue
+        print("report> ", end="", file=stdout, flush=True)
+        for piece in writer.stream(paths):
+            print(piece, end="", file=stdout, flush=True)
+        print(file=stdout, flush=True)
+        written += 1
+    return written
+
+
+def prompt_for(lang: str, prompt: str | None) -> str:
+    if prompt is not None:
+        return prompt
+    if lang not in DEFAULT_PROMPTS:
+        raise ValueError(f"--lang {lang!r}: expected one of {', '.join(sorted(DEFAULT_PROMPTS))}")
+    return DEFAULT_PROMPTS[lang]
+
+
+def run_report(
+    options, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr
+) -> int:
+    """The ``xrayqwen2vl report`` command (options from its argparse parser)."""
+    prompt = prompt_for(options.lang, options.prompt)
+    config = load_config(options.config) if options.config else None
+    args = build_args(
+        config,
+        options.model,
+        options.adapter,
+        options.template,
+        options.image_max_pixels,
+        options.max_new_tokens,
+    )
+    go_interactive = options.interactive or not options.images
+    if options.interactive and options.images:
+        raise InputFileError("give image paths or --interactive, not both")
+    images = None if go_interactive else check_study_images(options.images)  # fail before loading
+
+    writer = ReportWriter(args, prompt)
+    if go_interactive:
+        interactive(writer, stdin, stdout, stderr)
+        return 0
+    print(writer.write(images), file=stdout, flush=True)
+    print(DISCLAIMER, file=stderr)
+    return 0

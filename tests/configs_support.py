@@ -1,0 +1,167 @@
+"""Helpers for the tests of configs/ (test_configs*.py, test_report*.py, test_resume.py).
+
+The real configs name the base model under weights/, the data as ``openi_*`` in ``data/`` and
+outputs under ``saves/``. On CPU the tests swap in the tiny random Qwen2-VL and the synthetic
+sample prepared under the same dataset names, and change only what a CPU needs:
+
+- ``bf16=false``: transformers refuses bf16 mixed precision without a GPU
+  ("Your setup doesn't support bf16/gpu");
+- ``quantization_bit=null`` (QLoRA only): bitsandbytes 4-bit loading needs CUDA;
+- DeepSpeed stays on: ZeRO-2 and ZeRO-3 offload run on CPU through torchrun with the gloo backend
+  (``scripts/train.sh`` sets ``FORCE_TORCHRUN=1``, as on a GPU node).
+
+Everything else that differs only keeps the runs short: ``max_steps=2``, batch 2, no gradient
+accumulation, ``max_samples=8``, one preprocessing worker (``SHORT_RUN``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+from conftest import OFFLINE_ENV, REPO, run_cli, tool
+
+CONFIGS = REPO / "configs"
+TRAIN_DIRS = ("train_lora", "train_qlora")
+
+# What a CPU needs, by config key present (see the module docstring).
+CPU_OVERRIDES = {"bf16": "false"}
+CPU_OVERRIDES_QUANTIZED = {"quantization_bit": "null"}
+# Only for speed; not needed for correctness.
+SHORT_RUN = {
+    "max_steps": "2",
+    "per_device_train_batch_size": "2",
+    "gradient_accumulation_steps": "1",
+    "per_device_eval_batch_size": "2",
+    "max_samples": "8",
+    "preprocessing_num_workers": "1",
+    "dataloader_num_workers": "0",
+}
+
+
+def load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def training_configs() -> list[Path]:
+    return sorted(p for d in TRAIN_DIRS for p in (CONFIGS / d).glob("*.yaml"))
+
+
+def real_configs() -> list[Path]:
+    return sorted(p for p in CONFIGS.rglob("*.yaml") if p.parent.name != "tiny")
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(REPO).as_posix()
+
+
+def cpu_overrides(config: dict) -> dict[str, str]:
+    out = dict(CPU_OVERRIDES) if config.get("bf16") else {}
+    if config.get("quantization_bit") is not None:
+        out.update(CPU_OVERRIDES_QUANTIZED)
+    return out
+
+
+def kv(d: dict[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in d.items()]
+
+
+def prepare_openi(sample_dir: Path, out: Path) -> Path:
+    """The synthetic sample prepared like the real data: dataset names openi_train/val/test."""
+    from xrayqwen2vl.formats.openi import read_openi
+    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
+
+    prepare_dataset(
+        read_openi(sample_dir / "ecgen-radiology"),
+        sample_dir / "NLMCXR_png",
+        out,
+        PrepareOptions(name="openi"),
+        inputs={},
+        progress=False,
+    )
+    return out
+
+
+def run_script(script: str, config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
+    """``bash scripts/SCRIPT CONFIG key=value …`` (the wrappers users run), offline."""
+    import subprocess
+
+    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    full_env["PATH"] = f"{Path(tool('llamafactory-cli')).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / script), str(config), *overrides],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if log is not None:
+        log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr)[-6000:]
+        raise AssertionError(f"scripts/{script} {config} exited {proc.returncode}:\n{tail}")
+    return proc
+
+
+def train_script(config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
+    return run_script("train.sh", config, *overrides, env=env, log=log)
+
+
+_DATA: dict[str, Path] = {}
+
+
+def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
+    """The sample prepared as openi_* (once per test session)."""
+    if "openi" not in _DATA:
+        _DATA["openi"] = prepare_openi(sample_dir, tmp_path_factory.mktemp("openi_data"))
+    return _DATA["openi"]
+
+
+_TRAINED: dict[str, Path] = {}
+
+
+def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path_factory) -> Path:
+    """Run a real training config for 2 steps on CPU (once per test session); its output folder."""
+    key = rel(config)
+    if key in _TRAINED:
+        return _TRAINED[key]
+    cfg = load(config)
+    out_root = tmp_path_factory.mktemp(f"train_{config.stem}")
+    out = out_root / "sft"
+    train_script(
+        config,
+        f"model_name_or_path={tiny_model_dir}",
+        f"dataset_dir={data_dir}",
+        f"output_dir={out}",
+        *kv(cpu_overrides(cfg)),
+        *kv(SHORT_RUN),
+        log=out_root / "train.log",
+    )
+    _TRAINED[key] = out
+    return out
+
+
+def read_state(output_dir: Path) -> dict:
+    return json.loads((output_dir / "trainer_state.json").read_text())
+
+
+__all__ = [
+    "CONFIGS",
+    "CPU_OVERRIDES",
+    "SHORT_RUN",
+    "cpu_overrides",
+    "kv",
+    "load",
+    "prepare_openi",
+    "real_configs",
+    "rel",
+    "openi_data",
+    "run_cli",
+    "run_script",
+    "train_script",
+    "trained_adapter",
+    "training_configs",
+]

@@ -1,0 +1,308 @@
+"""Static checks of every YAML under configs/: LLaMA-Factory's own parsers accept it (with the tiny
+model swapped in), its header names its own command, every file and dataset it names exists,
+no absolute paths, and the configs of one run agree with each other."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from configs_support import CONFIGS, load, prepare_openi, real_configs, rel, training_configs
+from conftest import REPO
+
+ALL_YAML = sorted(CONFIGS.rglob("*.yaml"))
+REAL = real_configs()
+TRAIN = training_configs()
+DEEPSPEED = sorted((CONFIGS / "deepspeed").glob("*.json"))
+RUNS = [p.stem for p in TRAIN]
+
+
+def ids(paths):
+    return [rel(p) for p in paths]
+
+
+def command_line(path: Path) -> str:
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# Command: "), f"{rel(path)}: first line must be '# Command: …'"
+    return first[len("# Command: ") :]
+
+
+def job_of(path: Path) -> str:
+    """train / export / infer, from the command the config's first line gives."""
+    cmd = command_line(path)
+    if "xrayqwen2vl report" in cmd:
+        return "infer"
+    m = re.search(r"llamafactory-cli (train|export|api|chat|webchat) ", cmd)
+    assert m, f"{rel(path)}: no llamafactory-cli job in its command line: {cmd}"
+    return {"train": "train", "export": "export"}.get(m.group(1), "infer")
+
+
+def test_there_are_configs_for_every_job():
+    folders = {p.parent.name for p in REAL}
+    assert {"train_lora", "train_qlora", "merge_lora", "inference", "predict"} <= folders
+    assert {
+        "qwen2vl_7b_lora_sft",
+        "qwen2vl_2b_lora_sft",
+        "qwen2_5vl_7b_lora_sft",
+        "qwen2vl_7b_qlora_sft",
+    } <= set(RUNS)
+    assert {p.name for p in DEEPSPEED} == {"ds_z2_config.json", "ds_z3_offload_config.json"}
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=ids(ALL_YAML))
+def test_header_names_its_own_command_and_hardware(path):
+    text = path.read_text(encoding="utf-8")
+    assert rel(path) in command_line(path), f"{rel(path)}: its command line names another file"
+    assert "# Hardware:" in "\n".join(text.splitlines()[:4]), f"{rel(path)}: no '# Hardware:' line at the top"
+    assert "### model" in text
+
+
+def _parse(path: Path, tiny_model_dir: Path, **extra):
+    """Parse a config with LLaMA-Factory's own parser for its job; returns the parsed dataclasses."""
+    from llamafactory.hparams import get_infer_args, get_train_args
+
+    args = load(path)
+    args["model_name_or_path"] = str(tiny_model_dir)
+    # DeepSpeed needs a torchrun launch (the CPU runs in test_configs_cpu_runs.py use it for
+    # real); transformers rejects bf16 mixed precision on a CPU unless use_cpu is set.
+    args.pop("deepspeed", None)
+    job = job_of(path)
+    if job == "train":
+        args["use_cpu"] = True
+        args.update(extra)
+        return job, args, get_train_args(args)
+    args.update(extra)
+    return job, args, get_infer_args(args)
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=ids(ALL_YAML))
+def test_parses_with_llamafactory(path, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(REPO)
+    job, args, parsed = _parse(path, tiny_model_dir)
+    model_args = parsed[0]
+    assert model_args.model_name_or_path == str(tiny_model_dir)
+    if "image_max_pixels" in args:
+        assert model_args.image_max_pixels == args["image_max_pixels"]
+    if "quantization_bit" in args:
+        assert model_args.quantization_bit == args["quantization_bit"]
+    if job == "train":
+        _, data_args, training_args, finetuning_args, generating_args = parsed
+        assert data_args.template == "qwen2_vl"
+        assert data_args.cutoff_len == args["cutoff_len"]
+        if training_args.do_train:
+            assert data_args.dataset == [args["dataset"]]
+            assert data_args.val_size == 0, (
+                f"{rel(path)}: validation must come from eval_dataset, not val_size"
+            )
+            assert finetuning_args.finetuning_type == "lora"
+            assert finetuning_args.lora_rank == 8 and finetuning_args.lora_target == ["all"]
+            assert training_args.learning_rate == args["learning_rate"]
+        if training_args.do_predict:
+            assert training_args.predict_with_generate
+            assert generating_args.do_sample is False and generating_args.num_beams == 1
+        assert data_args.eval_dataset == [args["eval_dataset"]]
+    elif job == "export":
+        assert model_args.export_dir == args["export_dir"]
+        assert model_args.export_device == "cpu" and model_args.export_legacy_format is False
+        assert model_args.quantization_bit is None, "never merge into a quantized model"
+    else:
+        generating_args = parsed[3]
+        assert generating_args.do_sample is False
+
+
+def test_parser_rejects_a_misspelt_key(tiny_model_dir, monkeypatch):
+    """The parse test above would catch a typo: LLaMA-Factory refuses unknown keys."""
+    monkeypatch.chdir(REPO)
+    with pytest.raises(ValueError, match="lora_rnak"):
+        _parse(CONFIGS / "train_lora" / "qwen2vl_7b_lora_sft.yaml", tiny_model_dir, lora_rnak=8)
+
+
+def _strings(obj):
+    if isinstance(obj, dict):
+        for v in obj.values():
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+    elif isinstance(obj, str):
+        yield obj
+
+
+def _is_absolute(s: str) -> bool:
+    return os.path.isabs(s) or s.startswith("~") or bool(re.match(r"^[A-Za-z]:[\\/]", s))
+
+
+@pytest.mark.parametrize("path", ALL_YAML + DEEPSPEED, ids=ids(ALL_YAML + DEEPSPEED))
+def test_no_absolute_paths_in_configs(path):
+    data = load(path) if path.suffix == ".yaml" else json.loads(path.read_text())
+    bad = [s for s in _strings(data) if _is_absolute(s)]
+    assert not bad, f"{rel(path)}: absolute paths {bad}"
+    text = path.read_text(encoding="utf-8")  # comments too
+    assert not re.search(r"(?<![\w.\-])/(home|root|work|tmp|mnt|data|opt|Users)/", text), rel(path)
+
+
+DOCS = [
+    p
+    for p in [
+        REPO / "doc" / "gpu-quickstart.md",
+        REPO / "weights" / "README.md",
+        *sorted((REPO / "scripts").glob("*.sh")),
+    ]
+    if p.exists()
+]
+
+
+@pytest.mark.parametrize("path", DOCS, ids=ids(DOCS))
+def test_no_absolute_paths_in_docs_and_scripts(path):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    text = "\n".join(lines[1:] if lines and lines[0].startswith("#!") else lines)  # a shebang is fine
+    hits = re.findall(r"(?<![\w.\-$}])/(?:home|root|work|tmp|mnt|data|opt|Users|usr)/\S*", text)
+    assert not hits, f"{rel(path)}: absolute paths {hits}"
+
+
+def test_docs_exist():
+    assert (REPO / "doc" / "gpu-quickstart.md").is_file()
+    assert (REPO / "weights" / "README.md").is_file()
+
+
+@pytest.mark.parametrize("path", REAL, ids=ids(REAL))
+def test_files_and_datasets_named_exist(path):
+    cfg = load(path)
+    if "deepspeed" in cfg:
+        ds = REPO / cfg["deepspeed"]
+        assert ds.is_file(), f"{rel(path)}: deepspeed file {cfg['deepspeed']} not found"
+        json.loads(ds.read_text())
+    if "dataset_dir" in cfg:
+        assert cfg["dataset_dir"] == "data", f"{rel(path)}: dataset_dir must be data (where prepare writes)"
+        info = json.loads((REPO / "data" / "dataset_info.json").read_text())
+        for key in ("dataset", "eval_dataset"):
+            for name in str(cfg.get(key, "") or "").split(","):
+                if name:
+                    assert name in info, f"{rel(path)}: {key} {name} is not in data/dataset_info.json"
+    model = cfg["model_name_or_path"]
+    if model.startswith("weights/"):
+        listed = (REPO / "weights" / "README.md").read_text()
+        assert f"`{model}`" in listed, f"{rel(path)}: {model} is not listed in weights/README.md"
+    else:
+        exports = {load(p).get("export_dir") for p in (CONFIGS / "merge_lora").glob("*.yaml")}
+        assert model in exports, (
+            f"{rel(path)}: {model} is neither under weights/ nor written by a merge config"
+        )
+    for key in ("output_dir", "export_dir", "adapter_name_or_path"):
+        if key in cfg:
+            assert str(cfg[key]).startswith("saves/"), (
+                f"{rel(path)}: {key} must be under saves/ (git-ignored)"
+            )
+
+
+def _train_config_for(run: str) -> Path:
+    found = [p for p in TRAIN if p.stem == run]
+    assert found, f"no training config for run {run}"
+    return found[0]
+
+
+DERIVED = [p for p in REAL if p.parent.name in ("merge_lora", "inference", "predict")]
+
+
+@pytest.mark.parametrize("path", DERIVED, ids=ids(DERIVED))
+def test_derived_configs_match_their_training_run(path):
+    """merge/inference/predict config NAME[_merged] belongs to the training run NAME: same base
+    model, adapter = its output_dir, same image size and template, same quantization when loading
+    the adapter on the base, none when merging."""
+    run = path.stem.removesuffix("_merged")
+    train = load(_train_config_for(run))
+    cfg = load(path)
+    assert cfg["template"] if "template" in cfg else True
+    assert cfg.get("template", train["template"]) == train["template"]
+    if path.stem.endswith("_merged"):
+        merge = load(CONFIGS / "merge_lora" / f"{run}.yaml")
+        assert cfg["model_name_or_path"] == merge["export_dir"]
+        assert "adapter_name_or_path" not in cfg
+    else:
+        assert cfg["model_name_or_path"] == train["model_name_or_path"]
+        assert cfg["adapter_name_or_path"] == train["output_dir"]
+    if path.parent.name != "merge_lora":
+        assert cfg["image_max_pixels"] == train["image_max_pixels"]
+        assert cfg.get("image_min_pixels") == train.get("image_min_pixels")
+        if not path.stem.endswith("_merged"):
+            assert cfg.get("quantization_bit") == train.get("quantization_bit")
+    if path.parent.name == "predict":
+        assert cfg["cutoff_len"] == train["cutoff_len"]
+        assert cfg["eval_dataset"] == "openi_test"
+        assert cfg["output_dir"].endswith("/predict")
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_every_run_has_merge_inference_and_predict_configs(run):
+    for path in (
+        CONFIGS / "merge_lora" / f"{run}.yaml",
+        CONFIGS / "inference" / f"{run}.yaml",
+        CONFIGS / "inference" / f"{run}_merged.yaml",
+        CONFIGS / "predict" / f"{run}.yaml",
+    ):
+        assert path.is_file(), f"missing {rel(path)}"
+
+
+# Qwen2-VL: one visual token per 28x28 pixels after the 2x2 merge, plus vision start/end tokens.
+PIXELS_PER_TOKEN = 28 * 28
+TEXT_BUDGET = 512  # prompt (~30 tokens) + the longest OpenI findings+impression, with room
+
+
+@pytest.mark.parametrize("path", TRAIN, ids=ids(TRAIN))
+def test_cutoff_len_never_truncates_two_views(path):
+    cfg = load(path)
+    per_view = math.ceil(cfg["image_max_pixels"] / PIXELS_PER_TOKEN) + 2
+    assert cfg["cutoff_len"] >= 2 * per_view + TEXT_BUDGET, (
+        f"{rel(path)}: cutoff_len {cfg['cutoff_len']} could cut the image tokens of two views"
+    )
+    assert "val_size" not in cfg, f"{rel(path)}: a random val_size would split the views of a study"
+    assert cfg["dataset"] == "openi_train" and cfg["eval_dataset"] == "openi_val"
+
+
+def test_original_recipe_kept_in_the_7b_config():
+    cfg = load(CONFIGS / "train_lora" / "qwen2vl_7b_lora_sft.yaml")
+    assert cfg["deepspeed"] == "configs/deepspeed/ds_z2_config.json"
+    recipe = {
+        "lora_rank": 8,
+        "lora_target": "all",
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 8,
+        "learning_rate": 1.0e-4,
+        "num_train_epochs": 3.0,
+        "lr_scheduler_type": "cosine",
+        "warmup_ratio": 0.1,
+        "bf16": True,
+    }
+    assert {k: cfg[k] for k in recipe} == recipe
+
+
+@pytest.mark.parametrize("path", DEEPSPEED, ids=ids(DEEPSPEED))
+def test_deepspeed_json(path):
+    cfg = json.loads(path.read_text())
+    stage = cfg["zero_optimization"]["stage"]
+    assert stage == (2 if "z2" in path.name else 3)
+    # Batch sizes and precision come from the LLaMA-Factory config, so one JSON fits every run.
+    for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
+        assert cfg[key] == "auto"
+    assert cfg["bf16"]["enabled"] == "auto"
+    if "offload" in path.name:
+        assert cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+        assert cfg["zero_optimization"]["offload_param"]["device"] == "cpu"
+        assert cfg["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
+
+
+def test_dataset_info_is_what_prepare_writes(sample_dir, tmp_path):
+    """data/dataset_info.json is tracked; running prepare into data/ must leave it unchanged."""
+    out = prepare_openi(sample_dir, tmp_path / "data")
+    assert (out / "dataset_info.json").read_bytes() == (REPO / "data" / "dataset_info.json").read_bytes()
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "scripts").glob("*.sh")), ids=lambda p: p.name)
+def test_scripts_are_valid_bash(script):
+    proc = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

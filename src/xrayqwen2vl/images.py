@@ -87,7 +87,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         a = np.asarray(img, dtype=np.float64)
         lo, hi = float(a.min()), float(a.max())
         scaled = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L").convert("RGB")
+        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8)).convert("RGB")
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA"):

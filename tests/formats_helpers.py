@@ -152,9 +152,10 @@ def _openi(form: Form, real_png: Path, bad: bool) -> None:
     n = 5000
     for kind in _image_kinds():
         n += 1
-        image_id = {"escape": "../../outside/secret", "absolute": str(form.root.parent / "outside" / "secret")}.get(
-            kind, f"BAD{kind}"
-        )
+        image_id = {
+            "escape": "../../outside/secret",
+            "absolute": str(form.root.parent / "outside" / "secret"),
+        }.get(kind, f"BAD{kind}")
         write_special_image(kind, form.images_dir() / f"{image_id}.png", real_png)
         (xml_dir / f"{n}.xml").write_text(_openi_xml(f"CXR{n}", f"Finding {kind}.", [image_id]))
         _expect_image(form, f"CXR{n}", image_id, kind)
@@ -194,9 +195,10 @@ def _kaggle(form: Form, real_png: Path, bad: bool) -> None:
     n = 5000
     for kind in _image_kinds():
         n += 1
-        filename = {"escape": "../../outside/secret.png", "absolute": str(form.root.parent / "outside" / "secret.png")}.get(
-            kind, f"{n}_IM-{kind}.dcm.png"
-        )
+        filename = {
+            "escape": "../../outside/secret.png",
+            "absolute": str(form.root.parent / "outside" / "secret.png"),
+        }.get(kind, f"{n}_IM-{kind}.dcm.png")
         write_special_image(kind, form.images_dir() / filename, real_png)
         reports.append({**blank, "uid": str(n), "findings": f"Finding {kind}.", "impression": "Stable."})
         projections.append({"uid": str(n), "filename": filename, "projection": "Frontal"})
@@ -230,9 +232,10 @@ def _r2gen(form: Form, real_png: Path, bad: bool) -> None:
     for kind in _image_kinds():
         n += 1
         sid = f"BAD{kind}"
-        rel = {"escape": "../../outside/secret.png", "absolute": str(form.root.parent / "outside" / "secret.png")}.get(
-            kind, f"{sid}/0.png"
-        )
+        rel = {
+            "escape": "../../outside/secret.png",
+            "absolute": str(form.root.parent / "outside" / "secret.png"),
+        }.get(kind, f"{sid}/0.png")
         write_special_image(kind, form.images_dir() / rel, real_png)
         data["test"].append({"id": sid, "report": f"Finding {kind}.", "image_path": [rel], "split": "test"})
         _expect_image(form, sid, rel, kind)
@@ -242,7 +245,9 @@ def _r2gen(form: Form, real_png: Path, bad: bool) -> None:
     ok_paths = data["train"][1]["image_path"]
     data["train"].append({"id": "U1", "report": "Heart MARK size.", "image_path": ok_paths, "split": "train"})
     form.expect_skip["U1"] = "undecodable text in report"
-    data["train"].append({"id": "I1", "report": "See <image> here.", "image_path": ok_paths, "split": "train"})
+    data["train"].append(
+        {"id": "I1", "report": "See <image> here.", "image_path": ok_paths, "split": "train"}
+    )
     form.expect_skip["I1"] = "literal <image>"
     data["train"].append({"id": "E1", "report": "  ", "image_path": ok_paths, "split": "train"})
     form.expect_skip["E1"] = "no findings and no impression"
@@ -297,7 +302,10 @@ def run_prepare(form: Form, out: Path, *extra: str, capsys=None) -> dict:
 
 
 def load_samples(out: Path, name: str) -> dict[str, list[dict]]:
-    return {s: json.loads((out / f"{name}_{s}.json").read_text(encoding="utf-8")) for s in ("train", "val", "test")}
+    return {
+        s: json.loads((out / f"{name}_{s}.json").read_text(encoding="utf-8"))
+        for s in ("train", "val", "test")
+    }
 
 
 def report_id(sample: dict, views: str) -> str:

@@ -81,9 +81,7 @@ def test_image_accounting(prepared_bad):
     """Every image a readable, kept report lists is in its sample or under images_not_used."""
     form, out, m = prepared_bad
     used = sum(m["counts"]["images"].values())
-    not_used_of_kept = [
-        u for u in m["images_not_used"] if u["report"] not in {s["id"] for s in m["skipped"]}
-    ]
+    not_used_of_kept = [u for u in m["images_not_used"] if u["report"] not in {s["id"] for s in m["skipped"]}]
     listed = _images_listed_by_kept(form, out)
     assert used + len([u for u in not_used_of_kept if not u["reason"].startswith("uid ")]) == listed
 

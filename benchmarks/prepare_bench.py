@@ -75,7 +75,11 @@ def _write_study(args) -> int:
 
 def ensure_collection(cache: Path, workers: int) -> Path:
     marker = cache / "collection.json"
-    if marker.exists() and json.loads(marker.read_text()) == {"reports": REPORTS, "images": IMAGES, "seed": SEED}:
+    if marker.exists() and json.loads(marker.read_text()) == {
+        "reports": REPORTS,
+        "images": IMAGES,
+        "seed": SEED,
+    }:
         return cache
     xml_dir, png_dir = cache / "ecgen-radiology", cache / "NLMCXR_png"
     xml_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +90,10 @@ def ensure_collection(cache: Path, workers: int) -> Path:
         n = sum(pool.map(_write_study, jobs, chunksize=16))
     assert n == IMAGES, n
     marker.write_text(json.dumps({"reports": REPORTS, "images": IMAGES, "seed": SEED}))
-    print(f"generated {REPORTS} reports, {n} images in {time.perf_counter() - t:.0f} s under {cache}", flush=True)
+    print(
+        f"generated {REPORTS} reports, {n} images in {time.perf_counter() - t:.0f} s under {cache}",
+        flush=True,
+    )
     return cache
 
 
@@ -121,11 +128,17 @@ def main(argv=None) -> int:
     c = m["counts"]
     images = sum(c["images"].values()) + c["images_not_used"]  # every image was decoded
     med = statistics.median(times)
-    print(f"prepare: {c['inputs']} reports, {images} images decoded and checked; kept {c['kept']}, skipped {c['skipped']}")
-    print(f"median of {len(times)}: {med:.1f} s, {images / med:.0f} images/s ({args.workers} workers, {os.cpu_count()} CPUs)")
+    print(
+        f"prepare: {c['inputs']} reports, {images} images decoded and checked; kept {c['kept']}, skipped {c['skipped']}"
+    )
+    print(
+        f"median of {len(times)}: {med:.1f} s, {images / med:.0f} images/s ({args.workers} workers, {os.cpu_count()} CPUs)"
+    )
     if args.baseline_runs:
         base = statistics.median(run_prepare(cache, out, 1)[0] for _ in range(args.baseline_runs))
-        print(f"baseline, one process: {base:.1f} s, {images / base:.0f} images/s; speed-up {base / med:.2f}x")
+        print(
+            f"baseline, one process: {base:.1f} s, {images / base:.0f} images/s; speed-up {base / med:.2f}x"
+        )
     print("goal: under 60 s:", "met" if med < 60 else "NOT met")
     return 0
 

@@ -129,3 +129,27 @@ def test_ratios_and_seed_change_the_split(forms, tmp_path):
     b = run_prepare(forms["openi"], tmp_path, "--name", "b", "--ratios", "0.5,0.25,0.25", "--seed", "7")["b"]
     assert b["options"]["ratios"] == [0.5, 0.25, 0.25] and b["options"]["seed"] == 7
     assert b["counts"]["reports"]["train"] < a["train"]
+
+
+@pytest.mark.parametrize("fmt", ["openi", "kaggle"])
+def test_r2gen_split_applied_to_openi_and_kaggle(fmt, sample_dir, forms, tmp_path):
+    """--split r2gen --annotation: the R2Gen test set, with all sections and views of the source."""
+    r2 = forms["r2gen"].root / "annotation.json"
+    truth = json.loads(r2.read_bytes().decode("utf-8", "replace"))
+    split_of = {}
+    for k, v in truth.items():
+        for e in v:
+            if isinstance(e, dict) and e["id"].startswith("CXR"):
+                split_of.setdefault(e["id"], k)
+    m = run_prepare(forms[fmt], tmp_path, "--split", "r2gen", "--annotation", str(r2))[fmt]
+    assert m["counts"]["kept"] + m["counts"]["skipped"] == forms[fmt].inputs
+    n = 0
+    for s, v in load_samples(tmp_path, fmt).items():
+        for x in v:
+            name = x["images"][0].rsplit("/", 1)[1]
+            number = name.removeprefix("CXR").split("_")[0]
+            series = name.split("_IM-")[1].rsplit("-", 1)[0]
+            assert split_of[f"CXR{number}_IM-{series}"] == s
+            n += 1
+    assert n == len(split_of)  # every R2Gen study found its report
+    assert any(s["reason"] == "not in the R2Gen split (--split r2gen)" for s in m["skipped"])

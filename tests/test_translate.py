@@ -69,13 +69,12 @@ def api(tiny_model_dir, tmp_path_factory):
             proc.wait()
 
 
-@pytest.fixture
-def small_input(prepared_dir, tmp_path):
+@pytest.fixture(scope="module")
+def small_input(prepared_dir, tmp_path_factory):
     """Six English samples of the prepared sample in a folder of their own (image paths
     rewritten to stay valid there)."""
     data = json.loads((prepared_dir / "demo_train.json").read_text())[:6]
-    folder = tmp_path / "in"
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("in")
     for s in data:
         s["images"] = [os.path.relpath(prepared_dir / p, folder) for p in s["images"]]
     path = folder / "few_train.json"
@@ -107,12 +106,20 @@ def _cache(out):
     return [json.loads(x) for x in lines]
 
 
+@pytest.fixture(scope="module")
+def translated(api, small_input, tmp_path_factory):
+    """One translate run of the small input (two requests in flight); its stdout."""
+    inp, _, _ = small_input
+    out = tmp_path_factory.mktemp("zh")
+    proc = run_cli([sys.executable, "-m", "xrayqwen2vl.cli", *_cmd(api, inp, out, "--concurrency", "2")])
+    return out, proc.stdout
+
+
 @pytest.mark.slow
-def test_translate_protocol_cache_and_output(api, small_input, tmp_path, capsys):
+def test_translate_protocol_cache_and_output(api, small_input, translated, capsys):
     inp, data, texts = small_input
-    out = tmp_path / "zh"
-    assert cli_main(_cmd(api, inp, out, "--concurrency", "2")) == 0
-    assert f"{len(texts)} translated now" in capsys.readouterr().out
+    out, stdout = translated
+    assert f"{len(texts)} translated now" in stdout
     cache = _cache(out)
     assert sorted(c["source"] for c in cache) == sorted(texts)  # each text once
     name = inp.stem.removesuffix("_train") + "_zh_train"
@@ -161,10 +168,9 @@ def test_killed_run_resumes_without_losing_or_repeating(api, small_input, tmp_pa
 
 
 @pytest.mark.slow
-def test_cache_feeds_prepare_lang_zh(api, small_input, sample_dir, tmp_path):
+def test_cache_feeds_prepare_lang_zh(small_input, translated, sample_dir):
     inp, data, texts = small_input
-    out = tmp_path / "zh"
-    assert cli_main(_cmd(api, inp, out)) == 0
+    out, _ = translated
     ids = {s["id"] for s in data}
     assert (
         cli_main(

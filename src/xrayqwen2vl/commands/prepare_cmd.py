@@ -45,14 +45,47 @@ def open_records(args):
     return read_xrayglm(args.captions), count_captions(args.captions), inputs
 
 
+def r2gen_key(image_id: str, fmt: str) -> str | None:
+    """R2Gen's study id for an image: Open-i CXR12_1_IM-1012-1001 or Kaggle
+    12_IM-1012-1001.dcm.png -> CXR12_IM-1012."""
+    if fmt == "openi":
+        parts = image_id.split("_", 2)
+        if len(parts) != 3 or not parts[0].startswith("CXR"):
+            return None
+        return f"{parts[0]}_{parts[2].rsplit('-', 1)[0]}"
+    name = image_id.split(".", 1)[0]
+    uid, _, rest = name.partition("_")
+    return f"CXR{uid}_{rest.rsplit('-', 1)[0]}" if rest else None
+
+
+def with_r2gen_split(records, annotation: str, fmt: str):
+    """Give Open-i / Kaggle reports the split of their study in R2Gen's annotation.json, so the
+    same test set as the literature can be used with all sections and all views."""
+    from ..formats.r2gen import read_r2gen
+    from ..records import Report
+
+    split_of: dict[str, str] = {}
+    for r in read_r2gen(annotation):
+        if isinstance(r, Report):
+            split_of.setdefault(r.id, r.split)  # a later duplicate id is not R2Gen's
+    for rec in records:
+        if isinstance(rec, Report):
+            keys = {r2gen_key(ref.id, fmt) for ref in rec.images} & split_of.keys()
+            rec.split = split_of[min(keys)] if keys else None
+        yield rec
+
+
 def run_prepare(args) -> int:
     from ..prepare import PrepareOptions, load_prompts, load_translations, prepare_dataset, print_summary
     from ..splits import parse_ratios
 
     split = args.split or ("r2gen" if args.format == "r2gen" else "hash")
-    if split == "r2gen" and args.format != "r2gen":
+    if split == "r2gen" and args.format == "xrayglm":
+        raise InputFileError("--split r2gen: XrayGLM ids cannot be matched to R2Gen's; use --format r2gen")
+    if split == "r2gen" and args.format != "r2gen" and not args.annotation:
         raise InputFileError(
-            "--split r2gen takes the split from an R2Gen annotation.json: use --format r2gen"
+            f"--split r2gen with --format {args.format} needs --annotation (R2Gen's annotation.json), "
+            "or use --format r2gen"
         )
     if args.prompt and args.prompts:
         raise InputFileError("give --prompt or --prompts, not both")
@@ -81,6 +114,9 @@ def run_prepare(args) -> int:
     )
     prompts = load_prompts(args.prompts) if args.prompts else None
     records, total, inputs = open_records(args)
+    if split == "r2gen" and args.format in ("openi", "kaggle"):
+        records = with_r2gen_split(records, args.annotation, args.format)
+        inputs["annotation"] = args.annotation
     if args.translations:
         inputs["translations"] = args.translations
     if args.prompts:
@@ -119,7 +155,10 @@ def register(sub) -> None:
     g.add_argument("--reports-dir", help="openi: folder of report XML files (ecgen-radiology)")
     g.add_argument("--reports-csv", help="kaggle: indiana_reports.csv")
     g.add_argument("--projections-csv", help="kaggle: indiana_projections.csv (Frontal/Lateral per image)")
-    g.add_argument("--annotation", help="r2gen: annotation.json with train/val/test lists")
+    g.add_argument(
+        "--annotation",
+        help="r2gen: annotation.json with train/val/test lists (also gives openi/kaggle --split r2gen its split)",
+    )
     g.add_argument("--captions", help="xrayglm: openi-en.json or openi-zh.json")
     g.add_argument(
         "--images-dir",
@@ -154,7 +193,8 @@ def register(sub) -> None:
     p.add_argument(
         "--split",
         choices=["hash", "r2gen"],
-        help="hash of the report id (default), or r2gen: the split in annotation.json (default for --format r2gen)",
+        help="hash of the report id (default), or r2gen: R2Gen's split from annotation.json (default for "
+        "--format r2gen; openi/kaggle with --annotation: reports not in it are skipped)",
     )
     p.add_argument(
         "--ratios", default="0.7,0.1,0.2", help="hash split train,val,test shares (default 0.7,0.1,0.2)"

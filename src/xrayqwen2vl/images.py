@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from dataclasses import dataclass
@@ -42,7 +43,11 @@ def mirror_symmetry(img: Image.Image) -> float:
     A frontal chest film is close to symmetric about the spine; a lateral one is not. Used only
     to tell the views of one report apart when the source does not label them.
     """
-    a = np.asarray(img.convert("L").resize((64, 64), Image.BILINEAR), dtype=np.float32)
+    grey = img.convert("L") if img.mode in PASS_THROUGH_MODES else to_rgb(img).convert("L")
+    factor = min(grey.width, grey.height) // 128
+    if factor > 1:  # a box-filter reduction first: same picture at 64 px, a fraction of the work
+        grey = grey.reduce(factor)
+    a = np.asarray(grey.resize((64, 64), Image.BILINEAR), dtype=np.float32)
     b = a[:, ::-1]
     a = a - a.mean()
     b = b - b.mean()
@@ -71,3 +76,51 @@ def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
         return ImageCheck(False, f"image too large ({e})")
     except Exception as e:  # PIL raises many types for corrupt files
         return ImageCheck(False, f"image unreadable ({type(e).__name__}: {e})")
+
+
+# Modes LLaMA-Factory's own ``convert("RGB")`` handles faithfully; anything else (16-bit or
+# float greyscale, palette, alpha, CMYK) gets an 8-bit RGB copy in the output folder.
+PASS_THROUGH_MODES = ("RGB", "L")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """An 8-bit RGB version of the image. 16-bit and float greyscale are scaled by their range
+    (a plain ``convert`` would clip them to white); alpha is composited on black."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        scaled = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8)).convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        base = Image.new("RGB", img.size, (0, 0, 0))
+        base.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return base
+    return img.convert("RGB")
+
+
+def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
+    """The largest size with the same aspect ratio and at most ``max_pixels`` pixels."""
+    if width * height <= max_pixels:
+        return width, height
+    scale = (max_pixels / (width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def write_copy(src: Path, dest: Path, max_pixels: int | None = None) -> str:
+    """Write an 8-bit RGB PNG copy of ``src`` to ``dest`` (atomically), shrunk to at most
+    ``max_pixels`` pixels when given, so training does not decode full-size files each epoch."""
+    from .fileio import atomic_write_bytes
+
+    with Image.open(src) as img:
+        img.load()
+        out = to_rgb(img)
+    if max_pixels:
+        size = fit_size(out.width, out.height, max_pixels)
+        if size != out.size:
+            out = out.resize(size, Image.BICUBIC)
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    atomic_write_bytes(dest, buf.getvalue())
+    return str(dest)

@@ -24,6 +24,7 @@ class Report:
     impression: str = ""
     images: list[ImageRef] = field(default_factory=list)
     split: str | None = None  # set when the source fixes the split (R2Gen)
+    text: str = ""  # one undivided report text, for sources without sections (XrayGLM captions)
 
 
 @dataclass
@@ -36,6 +37,16 @@ class Skipped:
 
     def to_json(self) -> dict:
         return {"id": self.id, "source": self.source, "reason": self.reason}
+
+
+@dataclass
+class UnusedImage:
+    """An image the source lists that belongs to no readable report (e.g. an orphan Kaggle
+    projection row). Recorded under ``images_not_used``; it is not a report, so not an input."""
+
+    report: str
+    image: str
+    reason: str
 
 
 class InputFileError(ValueError):

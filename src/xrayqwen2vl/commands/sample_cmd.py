@@ -14,6 +14,12 @@ def run_sample(args) -> int:
     print(
         f"  reports: {args.out}/ecgen-radiology/  images: {args.out}/NLMCXR_png/  truth: {args.out}/labels.csv"
     )
+    if args.format != "openi":
+        from ..synthetic_formats import write_format
+
+        dest = f"{args.out}/{args.format}"
+        counts = write_format(args.format, args.out, dest)
+        print(f"  {args.format} form: {dest}/ ({', '.join(f'{k} {v}' for k, v in counts.items())})")
     return 0
 
 
@@ -31,5 +37,11 @@ def register(sub) -> None:
     p.add_argument("--reports", type=int, default=200, help="number of reports (default 200)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--image-size", type=int, default=256, help="image side in pixels (default 256)")
+    p.add_argument(
+        "--format",
+        default="openi",
+        choices=["openi", "kaggle", "r2gen", "xrayglm"],
+        help="also write the sample in this public form under OUT/FORMAT/ (default: openi layout only)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_sample)

@@ -1,0 +1,39 @@
+"""Helpers shared by the input readers: lenient decoding that still reports bad bytes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from ..records import InputFileError
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def read_text(path: str | Path, what: str) -> str:
+    """A UTF-8 text file decoded with ``surrogateescape`` so that one record with bad bytes can
+    be skipped with a reason instead of failing the whole file (see ``undecodable``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: {what} not found")
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def undecodable(**fields: str) -> str | None:
+    """The reason a record must be skipped when one of its text fields held invalid UTF-8."""
+    for name, value in fields.items():
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return f"undecodable text in {name} (bytes that are not UTF-8)"
+    return None
+
+
+def load_json(path: str | Path, what: str):
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputFileError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None

@@ -1,0 +1,157 @@
+"""Write the synthetic Open-i sample in the other public forms of the collection.
+
+The sample (``sample.py``) is in the raw Open-i layout; these converters rewrite it as
+- ``kaggle``: ``indiana_reports.csv``, ``indiana_projections.csv``, ``images_normalized/``;
+- ``r2gen``: ``annotation.json`` (train/val/test lists) and ``images/<id>/{0,1}.png``;
+- ``xrayglm``: ``openi-en.json``, ``openi-zh.json`` and ``images/<report>_<k>.png``;
+each with the same file names, columns and id conventions as the public copies, so the readers
+and the tests run on data of the same shape. Deterministic for a given sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .fileio import atomic_write_text, dump_json
+
+SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm")
+
+
+def _studies(sample_dir: Path) -> list[dict]:
+    """Each study of the sample: number, sections (en, zh) and its images with true views."""
+    labels = {}
+    with open(sample_dir / "labels.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            labels[row["id"]] = row
+    studies = []
+    xml_dir = sample_dir / "ecgen-radiology"
+    for path in sorted(xml_dir.glob("*.xml"), key=lambda p: int(p.stem)):
+        root = ET.parse(path).getroot()
+        uid = root.find("uId").get("id")
+        sections = {
+            (el.get("Label") or "").upper(): "".join(el.itertext())
+            for el in root.iterfind("MedlineCitation/Article/Abstract/AbstractText")
+        }
+        row = labels[uid]
+        views = dict(item.split(":") for item in row["images"].split(";") if item)
+        images = [(el.get("id"), views[el.get("id")]) for el in root.iterfind("parentImage")]
+        studies.append(
+            {
+                "number": int(path.stem),
+                "uid": uid,
+                "sections": sections,
+                "zh": {"findings": row["findings_zh"], "impression": row["impression_zh"]},
+                "images": images,
+                "mesh": ";".join(el.text or "" for el in root.iterfind("MeSH/major")),
+            }
+        )
+    return studies
+
+
+def _csv(rows: list[dict], fields: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def write_kaggle(sample_dir: str | Path, out: str | Path) -> dict:
+    sample_dir, out = Path(sample_dir), Path(out)
+    img_dir = out / "images_normalized"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    reports, projections = [], []
+    for s in _studies(sample_dir):
+        uid = str(s["number"])
+        sec = s["sections"]
+        reports.append(
+            {
+                "uid": uid,
+                "MeSH": s["mesh"],
+                "Problems": s["mesh"],
+                "image": "Xray Chest PA and Lateral",
+                "indication": sec.get("INDICATION", ""),
+                "comparison": sec.get("COMPARISON", ""),
+                "findings": sec.get("FINDINGS", ""),
+                "impression": sec.get("IMPRESSION", ""),
+            }
+        )
+        for image_id, view in s["images"]:
+            # CXR12_1_IM-1012-1001 -> 12_IM-1012-1001.dcm.png, as in the Kaggle copy
+            filename = f"{uid}_{image_id.split('_', 2)[2]}.dcm.png"
+            shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", img_dir / filename)
+            projections.append({"uid": uid, "filename": filename, "projection": view.capitalize()})
+    fields = ["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"]
+    atomic_write_text(out / "indiana_reports.csv", _csv(reports, fields))
+    atomic_write_text(out / "indiana_projections.csv", _csv(projections, ["uid", "filename", "projection"]))
+    return {"reports": len(reports), "images": len(projections)}
+
+
+def r2gen_id(image_id: str) -> str:
+    """R2Gen's study id from an Open-i image id: CXR12_1_IM-1012-1001 -> CXR12_IM-1012."""
+    head, _, rest = image_id.split("_", 2)
+    return f"{head}_{rest.rsplit('-', 1)[0]}"
+
+
+def write_r2gen(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
+    """Studies with exactly two images (frontal as 0.png) and a FINDINGS section, as in R2Gen,
+    split 70/10/20 by a seeded shuffle."""
+    sample_dir, out = Path(sample_dir), Path(out)
+    entries = []
+    for s in _studies(sample_dir):
+        findings = " ".join(s["sections"].get("FINDINGS", "").split())
+        views = sorted(s["images"], key=lambda x: x[1] != "frontal")
+        if len(views) != 2 or not findings or views[0][1] != "frontal" or views[1][1] != "lateral":
+            continue
+        sid = r2gen_id(views[0][0])
+        (out / "images" / sid).mkdir(parents=True, exist_ok=True)
+        paths = []
+        for k, (image_id, _view) in enumerate(views):
+            shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", out / "images" / sid / f"{k}.png")
+            paths.append(f"{sid}/{k}.png")
+        entries.append({"id": sid, "report": findings, "image_path": paths})
+    order = list(range(len(entries)))
+    random.Random(seed).shuffle(order)
+    n_train, n_val = round(0.7 * len(order)), round(0.1 * len(order))
+    split_of = {}
+    for rank, i in enumerate(order):
+        split_of[i] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    data = {"train": [], "val": [], "test": []}
+    for i, e in enumerate(entries):
+        data[split_of[i]].append({**e, "split": split_of[i]})
+    atomic_write_text(out / "annotation.json", json.dumps(data, ensure_ascii=False) + "\n")
+    return {k: len(v) for k, v in data.items()}
+
+
+def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
+    """``openi-en.json`` and ``openi-zh.json``: one entry per image of every report with text."""
+    sample_dir, out = Path(sample_dir), Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    en, zh = [], []
+    for s in _studies(sample_dir):
+        sec = s["sections"]
+        caption_en = " ".join(" ".join([sec.get("FINDINGS", ""), sec.get("IMPRESSION", "")]).split())
+        caption_zh = s["zh"]["findings"] + s["zh"]["impression"]
+        if not caption_en:
+            continue
+        for k, (image_id, _view) in enumerate(s["images"], start=1):
+            glm_id = f"{s['uid']}_{k}"
+            shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", out / "images" / f"{glm_id}.png")
+            en.append({"image_id": glm_id, "caption": caption_en})
+            zh.append({"image_id": glm_id, "caption": caption_zh})
+    atomic_write_text(out / "openi-en.json", dump_json({"annotations": en}))
+    atomic_write_text(out / "openi-zh.json", dump_json({"annotations": zh}))
+    return {"images": len(en), "reports": len({e["image_id"].rsplit("_", 1)[0] for e in en})}
+
+
+def write_format(fmt: str, sample_dir: str | Path, out: str | Path) -> dict:
+    writers = {"kaggle": write_kaggle, "r2gen": write_r2gen, "xrayglm": write_xrayglm}
+    if fmt not in writers:
+        raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(SYNTHETIC_FORMATS)}")
+    return writers[fmt](sample_dir, out)

@@ -34,7 +34,9 @@ def tool(name: str) -> str:
     return found
 
 
-def run_cli(args: list[str], cwd: Path = REPO, timeout: int = 900, check: bool = True, log: Path | None = None):
+def run_cli(
+    args: list[str], cwd: Path = REPO, timeout: int = 900, check: bool = True, log: Path | None = None
+):
     """Run a command with the offline environment; on failure show the end of its output."""
     env = {**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)

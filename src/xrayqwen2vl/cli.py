@@ -6,11 +6,19 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import prepare_cmd, sample_cmd, tiny_model_cmd
+from .commands import (
+    baselines_cmd,
+    compare_cmd,
+    evaluate_cmd,
+    label_cmd,
+    prepare_cmd,
+    sample_cmd,
+    tiny_model_cmd,
+)
 from .records import InputFileError
 
 # Subcommands in the order --help lists them.
-COMMANDS = [sample_cmd, prepare_cmd, tiny_model_cmd]
+COMMANDS = [sample_cmd, prepare_cmd, tiny_model_cmd, evaluate_cmd, label_cmd, baselines_cmd, compare_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

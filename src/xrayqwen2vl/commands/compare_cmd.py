@@ -34,6 +34,9 @@ def run_compare(args) -> int:
             f"{key:<24}{r['A']:>8.3f}{r['B']:>8.3f}{r['difference']:>+9.3f}   "
             f"[{r['low']:+.3f}, {r['high']:+.3f}]   {r['p_value']:.3f}  {flag}"
         )
+    print(
+        "(METEOR here is the mean of segment scores, which the resamples use; metrics.json has the jar's corpus value)"
+    )
     if args.out:
         atomic_write_json(
             args.out,

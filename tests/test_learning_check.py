@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import REPO, llamafactory
+
 from xrayqwen2vl.cli import main
 
 LEARN_CONFIG = REPO / "configs" / "tiny" / "qwen2vl_tiny_learn_sft.yaml"

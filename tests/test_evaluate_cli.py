@@ -172,6 +172,7 @@ def test_evaluate_rejects_a_dataset_that_does_not_match(tmp_path, test_split, ca
     assert "predictions were made on" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_baselines_and_compare(tmp_path, prepared_dir, capsys):
     out = tmp_path / "baselines"
     assert (

@@ -6,11 +6,33 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import download_cmd, prepare_cmd, report_cmd, sample_cmd, tiny_model_cmd, translate_cmd
+from .commands import (
+    baselines_cmd,
+    compare_cmd,
+    download_cmd,
+    evaluate_cmd,
+    label_cmd,
+    prepare_cmd,
+    report_cmd,
+    sample_cmd,
+    tiny_model_cmd,
+    translate_cmd,
+)
 from .records import InputFileError
 
-# Subcommands in the order --help lists them.
-COMMANDS = [sample_cmd, download_cmd, prepare_cmd, translate_cmd, tiny_model_cmd, report_cmd]
+# Subcommands in the order --help lists them: data, model, inference, evaluation.
+COMMANDS = [
+    sample_cmd,
+    download_cmd,
+    prepare_cmd,
+    translate_cmd,
+    tiny_model_cmd,
+    report_cmd,
+    evaluate_cmd,
+    label_cmd,
+    baselines_cmd,
+    compare_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

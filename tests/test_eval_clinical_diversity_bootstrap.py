@@ -1,0 +1,116 @@
+"""Clinical P/R/F1, diversity and the paired bootstrap on hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xrayqwen2vl.eval.bootstrap import (
+    BOOTSTRAP_KEYS,
+    SampleTable,
+    confidence_intervals,
+    draw_counts,
+    metrics_for_weights,
+    paired_comparison,
+    point_estimates,
+)
+from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS
+from xrayqwen2vl.eval.clinical import clinical_metrics, positive_matrix
+from xrayqwen2vl.eval.diversity import distinct_n, diversity_metrics
+
+
+def _labels(**values):
+    row = {o: None for o in OBSERVATIONS}
+    row.update({k.replace("_", " "): v for k, v in values.items()})
+    return row
+
+
+def test_clinical_hand_computed():
+    refs = [_labels(Cardiomegaly=1, Edema=1), _labels(Cardiomegaly=1), _labels(Pneumothorax=1)]
+    # uncertain (-1) counts as negative: the Edema prediction below is a miss, not a hit.
+    preds = [
+        _labels(Cardiomegaly=1, Edema=-1),
+        _labels(Cardiomegaly=0, Atelectasis=1),
+        _labels(Pneumothorax=1),
+    ]
+    m = clinical_metrics(positive_matrix(preds), positive_matrix(refs))
+    # TP: Cardiomegaly 1, Pneumothorax 1; FP: Atelectasis 1; FN: Cardiomegaly 1, Edema 1.
+    assert m["micro-14"]["precision"] == pytest.approx(2 / 3)
+    assert m["micro-14"]["recall"] == pytest.approx(2 / 4)
+    assert m["micro-14"]["F1"] == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    per = m["per_observation"]
+    assert per["Cardiomegaly"]["F1"] == pytest.approx(2 / 3)  # P 1, R 1/2
+    assert per["Edema"]["F1"] == 0.0 and per["Atelectasis"]["F1"] == 0.0 and per["Pneumothorax"]["F1"] == 1.0
+    assert per["Fracture"]["F1"] is None  # in no reference and no prediction: undefined, left out of macro
+    assert m["macro-14"]["F1"] == pytest.approx((2 / 3 + 0 + 0 + 1) / 4)
+    # top 5: Cardiomegaly (TP 1, FN 1), Edema (FN 1), Atelectasis (FP 1)
+    assert m["micro-5"]["F1"] == pytest.approx(2 * 0.5 * (1 / 3) / (0.5 + 1 / 3))
+    assert m["macro-5"]["F1"] == pytest.approx((2 / 3) / 3)
+
+
+def test_diversity_hand_computed():
+    preds = ["a b a b", "a b a b", "c d"]
+    assert distinct_n(preds, 1) == pytest.approx(4 / 10)
+    assert distinct_n(preds, 2) == pytest.approx(3 / 7)  # ab ba ab | ab ba ab | cd
+    d = diversity_metrics(preds, ["a b c", "d e f", "g h i"])
+    p = d["predictions"]
+    assert (p["distinct"], p["most_frequent"], p["most_frequent_count"]) == (2, "a b a b", 2)
+    assert p["most_frequent_share"] == pytest.approx(2 / 3) and p["distinct_share"] == pytest.approx(2 / 3)
+    assert p["mean_length"] == pytest.approx(10 / 3) and d["length_ratio"] == pytest.approx((10 / 3) / 3)
+    assert d["references"]["distinct-1"] == 1.0
+
+
+def _table(rng, n, quality):
+    """A synthetic run: per-sample statistics whose quality grows with ``quality``."""
+    guess = np.tile(np.array([10, 9, 8, 7], dtype=float), (n, 1))
+    correct = np.minimum(guess, rng.binomial(guess.astype(int), quality)).astype(float)
+    ref_pos = rng.random((n, 14)) < 0.2
+    pred_pos = np.where(rng.random((n, 14)) < quality, ref_pos, ~ref_pos)
+    return SampleTable(
+        correct,
+        guess,
+        np.full(n, 10.0),
+        np.full(n, 11.0),
+        rng.random(n) * quality,
+        rng.random(n) * quality,
+        rng.random(n) * quality,
+        pred_pos,
+        ref_pos,
+    )
+
+
+def test_bootstrap_intervals_contain_the_point_and_are_seeded():
+    t = _table(np.random.default_rng(1), 200, 0.6)
+    ci = confidence_intervals(t, resamples=300, seed=5)
+    assert set(ci) == set(BOOTSTRAP_KEYS)
+    for key, v in ci.items():
+        assert v["low"] <= v["value"] <= v["high"], key
+        assert v["high"] > v["low"], key
+    assert ci == confidence_intervals(t, resamples=300, seed=5)
+    assert ci != confidence_intervals(t, resamples=300, seed=6)
+    # the full sample (every draw count 1) reproduces the direct figures
+    full = point_estimates(t)
+    tp = (t.pred_pos & t.ref_pos).sum()
+    assert full["CE-micro-14-precision"] == pytest.approx(tp / t.pred_pos.sum())
+    assert full["ROUGE-L"] == pytest.approx(t.rouge_l.mean())
+
+
+def test_draw_counts_resample_with_replacement():
+    w = draw_counts(50, 40, seed=0)
+    assert w.shape == (40, 50) and (w.sum(1) == 50).all()
+    assert (w == 0).any() and (w > 1).any()
+    one = metrics_for_weights(_table(np.random.default_rng(2), 50, 0.5), w[:1])
+    assert all(v.shape == (1,) for v in one.values())
+
+
+def test_paired_comparison_significance():
+    rng = np.random.default_rng(3)
+    good, bad = _table(rng, 300, 0.9), _table(rng, 300, 0.3)
+    result = paired_comparison(good, bad, resamples=300, seed=0)
+    for key in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "CE-micro-14-F1"):
+        assert result[key]["significant"] and result[key]["difference"] > 0 and result[key]["p_value"] < 0.05
+    same = paired_comparison(good, good, resamples=300, seed=0)
+    assert not any(r["significant"] for r in same.values())
+    assert all(r["difference"] == 0 and r["p_value"] == 1.0 for r in same.values())
+    with pytest.raises(ValueError, match="same test set"):
+        paired_comparison(good, _table(rng, 10, 0.5))

@@ -1,0 +1,258 @@
+"""`evaluate`, `baselines` and `compare` end to end on the prepared synthetic sample, and their
+errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from xrayqwen2vl.cli import main
+from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS
+from xrayqwen2vl.eval.inputs import read_dataset
+from xrayqwen2vl.eval.nlg import NLG_KEYS
+
+
+def _write_predictions(path, samples, predicted):
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": s.prompt, "predict": p, "label": s.report}, ensure_ascii=False) + "\n"
+            for s, p in zip(samples, predicted, strict=True)
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def test_split(prepared_dir):
+    return prepared_dir / "demo_test.json"
+
+
+def test_evaluate_writes_metrics_per_sample_and_report(tmp_path, test_split, capsys):
+    samples = read_dataset(test_split)
+    rng = random.Random(0)
+    predicted = [s.report for s in samples]
+    rng.shuffle(predicted)  # plausible reports for the wrong studies
+    predicted[0] = samples[0].report  # one exact hit
+    preds = tmp_path / "generated_predictions.jsonl"
+    _write_predictions(preds, samples, predicted)
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--out",
+                str(out),
+                "--images-from",
+                str(test_split),
+                "--bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "BLEU-4" in printed and "CE micro-14 F1" in printed and "distinct predictions" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    intervals = metrics["bootstrap"]["intervals"]
+    for key in NLG_KEYS:
+        # the bootstrap's full-sample value is the toolkit's corpus figure, inside its interval
+        assert intervals[key]["value"] == pytest.approx(metrics[key], rel=1e-9), key
+        assert intervals[key]["low"] <= metrics[key] <= intervals[key]["high"], key
+    assert intervals["CE-micro-14-F1"]["value"] == pytest.approx(metrics["clinical"]["micro-14"]["F1"])
+    assert metrics["n"] == len(samples)
+    assert "R2Gen" in metrics["normalisation"] and "uncertain" in metrics["clinical"]["convention"]
+    assert set(metrics["clinical"]["per_observation"]) == set(OBSERVATIONS)
+    assert metrics["diversity"]["predictions"]["distinct"] == len(set(predicted))
+    rows = [json.loads(line) for line in (out / "per_sample.jsonl").read_text().splitlines()]
+    assert len(rows) == len(samples)
+    assert rows[0]["images"] == samples[0].images and rows[0]["scores"]["BLEU-4"] == pytest.approx(1.0)
+    assert rows[0]["disagreements"] == []
+    assert any(r["disagreements"] for r in rows)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/jpeg;base64,") == sum(len(s.images) for s in samples)
+
+
+def test_evaluate_perfect_predictions(tmp_path, test_split):
+    samples = read_dataset(test_split)
+    preds = tmp_path / "p.jsonl"
+    _write_predictions(preds, samples, [s.report for s in samples])
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--out",
+                str(tmp_path / "e"),
+                "--no-html",
+                "--bootstrap",
+                "0",
+            ]
+        )
+        == 0
+    )
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["BLEU-4"] == pytest.approx(1.0) and m["ROUGE-L"] == pytest.approx(1.0)
+    assert m["clinical"]["micro-14"]["F1"] == 1.0
+    assert not (tmp_path / "e" / "report.html").exists()
+
+
+def test_evaluate_zh_segments_and_labels(tmp_path):
+    preds = tmp_path / "zh.jsonl"
+    lines = [
+        {"prompt": "", "predict": "心脏增大。未见胸腔积液。", "label": "心脏增大。左侧胸腔积液。"},
+        {"prompt": "", "predict": "双肺清晰。未见气胸。", "label": "双肺清晰。未见气胸。"},
+    ]
+    preds.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines))
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--out",
+                str(tmp_path / "e"),
+                "--lang",
+                "zh",
+                "--bootstrap",
+                "50",
+            ]
+        )
+        == 0
+    )
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert "jieba" in m["segmentation"] and "jieba" in m["normalisation"]
+    per = m["clinical"]["per_observation"]
+    assert per["Cardiomegaly"]["TP"] == 1 and per["Pleural Effusion"]["FN"] == 1
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (
+            '{"prompt": "", "predict": "a", "label": "b"}\n{"predict": "a", "label": \n',
+            "{path}:2: not valid JSON",
+        ),
+        ('{"prompt": "", "predict": "a"}\n', '{path}:1: missing "label"'),
+        ('{"prompt": "", "predict": 3, "label": "b"}\n', '{path}:1: "predict" must be a string'),
+        ("[1]\n", "{path}:1: expected a JSON object"),
+        ("\n", "{path}: no predictions"),
+    ],
+)
+def test_evaluate_bad_predictions_name_file_and_line(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    assert main(["evaluate", "--predictions", str(path), "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message.format(path=path) in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "e" / "metrics.json").exists()
+
+
+def test_evaluate_rejects_a_dataset_that_does_not_match(tmp_path, test_split, capsys):
+    samples = read_dataset(test_split)
+    preds = tmp_path / "p.jsonl"
+    _write_predictions(preds, samples[1:], [s.report for s in samples[1:]])
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(preds),
+                "--out",
+                str(tmp_path / "e"),
+                "--images-from",
+                str(test_split),
+            ]
+        )
+        == 2
+    )
+    assert "predictions were made on" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_baselines_and_compare(tmp_path, prepared_dir, capsys):
+    out = tmp_path / "baselines"
+    assert (
+        main(
+            [
+                "baselines",
+                "--train",
+                str(prepared_dir / "demo_train.json"),
+                "--test",
+                str(prepared_dir / "demo_test.json"),
+                "--out",
+                str(out),
+                "--bootstrap",
+                "200",
+            ]
+        )
+        == 0
+    )
+    train = read_dataset(prepared_dir / "demo_train.json")
+    test = read_dataset(prepared_dir / "demo_test.json")
+    common = [json.loads(x)["predict"] for x in (out / "most_common" / "generated_predictions.jsonl").open()]
+    assert len(common) == len(test) and len(set(common)) == 1 and common[0] in {s.report for s in train}
+    nn = [
+        json.loads(x)["predict"] for x in (out / "nearest_neighbour" / "generated_predictions.jsonl").open()
+    ]
+    assert len(nn) == len(test) and all(p in {s.report for s in train} for p in nn) and len(set(nn)) > 1
+    for name in ("most_common", "nearest_neighbour"):
+        m = json.loads((out / name / "metrics.json").read_text())
+        assert m["n"] == len(test) and (out / name / "report.html").exists()
+    m = json.loads((out / "most_common" / "metrics.json").read_text())
+    assert (
+        m["diversity"]["predictions"]["distinct"] == 1
+        and m["diversity"]["predictions"]["most_frequent_share"] == 1
+    )
+    capsys.readouterr()
+    cmp_json = tmp_path / "cmp.json"
+    assert (
+        main(
+            [
+                "compare",
+                str(out / "nearest_neighbour"),
+                str(out / "most_common"),
+                "--bootstrap",
+                "200",
+                "--out",
+                str(cmp_json),
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "CE-micro-14-F1" in printed and ("significant" in printed or "n.s." in printed)
+    result = json.loads(cmp_json.read_text())["metrics"]
+    assert set(result) >= {"BLEU-4", "CE-micro-14-F1"}
+    same = tmp_path / "same.json"
+    assert main(["compare", str(out / "most_common"), str(out / "most_common"), "--out", str(same)]) == 0
+    assert not any(r["significant"] for r in json.loads(same.read_text())["metrics"].values())
+
+
+def test_compare_needs_the_same_test_set(tmp_path, capsys):
+    for name, label in (("a", "The heart is enlarged."), ("b", "No pneumothorax.")):
+        p = tmp_path / f"{name}.jsonl"
+        p.write_text(json.dumps({"prompt": "", "predict": "Cardiomegaly.", "label": label}) + "\n")
+        assert (
+            main(
+                [
+                    "evaluate",
+                    "--predictions",
+                    str(p),
+                    "--out",
+                    str(tmp_path / name),
+                    "--no-html",
+                    "--bootstrap",
+                    "0",
+                ]
+            )
+            == 0
+        )
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "same test set" in capsys.readouterr().err
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "missing")]) == 2
+    assert "per_sample.jsonl: no such file" in capsys.readouterr().err

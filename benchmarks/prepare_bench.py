@@ -17,6 +17,7 @@ import io
 import json
 import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -97,8 +98,14 @@ def ensure_collection(cache: Path, workers: int) -> Path:
     return cache
 
 
-def run_prepare(cache: Path, out: Path, workers: int) -> tuple[float, dict]:
-    t = time.perf_counter()
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children (the pool workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_prepare(cache: Path, out: Path, workers: int) -> tuple[float, dict, float]:
+    t, c = time.perf_counter(), _cpu()
     manifest = prepare_dataset(
         read_openi(cache / "ecgen-radiology"),
         cache / "NLMCXR_png",
@@ -108,7 +115,7 @@ def run_prepare(cache: Path, out: Path, workers: int) -> tuple[float, dict]:
         progress=False,
         workers=workers,
     )
-    return time.perf_counter() - t, manifest
+    return time.perf_counter() - t, manifest, _cpu() - c
 
 
 def main(argv=None) -> int:
@@ -120,11 +127,16 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cache = ensure_collection(Path(args.cache), args.workers)
     out = Path(args.cache) / "prepared"
-    times = []
+    times, cpus = [], []
     for i in range(args.runs):
-        dt, m = run_prepare(cache, out, args.workers)
+        dt, m, cpu = run_prepare(cache, out, args.workers)
         times.append(dt)
-        print(f"run {i + 1}: {dt:.1f} s ({args.workers} workers)", flush=True)
+        cpus.append(cpu)
+        load = os.getloadavg()[0]
+        print(
+            f"run {i + 1}: {dt:.1f} s wall, {cpu:.1f} CPU-s ({args.workers} workers, load average {load:.1f})",
+            flush=True,
+        )
     c = m["counts"]
     images = sum(c["images"].values()) + c["images_not_used"]  # every image was decoded
     med = statistics.median(times)

@@ -387,7 +387,9 @@ def _target(rec: Report, options: PrepareOptions, translations: dict[str, str] |
     bad = placeholder_in(findings + " " + impression)
     if bad:
         return "", f"report text contains a literal {bad}, which LLaMA-Factory reads as a media slot"
-    if options.lang == "zh" and translations is not None:
+    if options.lang == "zh" and translations is None:
+        return "", "--lang zh: this source has English sections and no translations were given"
+    if options.lang == "zh":
         wanted = {"findings": findings, "impression": impression}
         if options.target != "both":
             wanted = {options.target: wanted[options.target]}

@@ -6,11 +6,19 @@ import argparse
 import sys
 
 from . import __version__
-from .commands import download_cmd, prepare_cmd, report_cmd, sample_cmd, tiny_model_cmd, translate_cmd
+from .commands import (
+    download_cmd,
+    prepare_cmd,
+    report_cmd,
+    sample_cmd,
+    tiny_model_cmd,
+    translate_cmd,
+    web_cmd,
+)
 from .records import InputFileError
 
 # Subcommands in the order --help lists them.
-COMMANDS = [sample_cmd, download_cmd, prepare_cmd, translate_cmd, tiny_model_cmd, report_cmd]
+COMMANDS = [sample_cmd, download_cmd, prepare_cmd, translate_cmd, tiny_model_cmd, report_cmd, web_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,7 +117,9 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             ) from None
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         if stored.ndim == 3:  # colour (RGB, or YBR already converted to RGB by pydicom)
-            return Image.fromarray(np.rint(_to_unit(stored.astype(np.float64)) * 255).astype(np.uint8), "RGB")
+            return Image.fromarray(
+                np.rint(_to_unit(stored.astype(np.float64)) * 255).astype(np.uint8)
+            ).convert("RGB")
         try:
             values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
             if "WindowCenter" in ds and "WindowWidth" in ds:
@@ -132,7 +134,7 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             ) from None
     if photometric == "MONOCHROME1":  # high values are dark: invert so air is black, bone white
         unit = 1.0 - unit
-    return Image.fromarray(np.rint(unit * 255).astype(np.uint8), "L")
+    return Image.fromarray(np.rint(unit * 255).astype(np.uint8)).convert("L")
 
 
 def open_view(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:

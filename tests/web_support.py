@@ -212,7 +212,15 @@ def upload(page, paths: list[Path]) -> None:
     """Put files into the upload box and wait until the page lists them."""
     page.set_input_files("#views input[type=file]", [str(p) for p in paths])
     for p in paths:
-        page.locator("#views").get_by_text(p.name).first.wait_for()
+        page.locator(f'#views td.filename[aria-label="{p.name}"]').first.wait_for()
+
+
+def clear(page) -> None:
+    """Empty the upload box (its Clear button shows only while it holds files)."""
+    button = page.locator("#views button[aria-label='Clear']")
+    if button.count():
+        button.click()
+        page.locator("#views td.filename").first.wait_for(state="detached")
 
 
 def generate(page, timeout_s: float = 240) -> tuple[str, str]:

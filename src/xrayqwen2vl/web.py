@@ -241,6 +241,7 @@ def build_app(writer, settings: Settings):
             outputs=[status, report, preview, decoded],
             concurrency_limit=1,  # one model: requests queue for it
             show_progress="minimal",
+            show_progress_on=[report],  # queue position and timer on the report, not over messages
         )
     return app
 

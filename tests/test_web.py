@@ -3,6 +3,8 @@ an upload before the model sees it, and the synthetic examples."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import run_cli, tool
@@ -10,7 +12,7 @@ from PIL import Image
 from web_support import dicom_from_png, huge_png
 
 from xrayqwen2vl.records import InputFileError
-from xrayqwen2vl.web import is_loopback, load_views, parse_auth, synthetic_examples
+from xrayqwen2vl.web import folder_examples, is_loopback, load_views, parse_auth, synthetic_examples
 
 
 def _web(*args: str):
@@ -80,14 +82,18 @@ def test_upload_checks_name_the_view_not_the_server_path(views, tmp_path):
 
 
 def test_dicom_upload_is_decoded_then_deleted_and_kept_in_memory(views, tmp_path):
-    dcm = dicom_from_png(views[0], tmp_path / "upload.dcm")
+    (tmp_path / "gradio" / "a1b2").mkdir(parents=True)
+    dcm = dicom_from_png(views[0], tmp_path / "gradio" / "a1b2" / "upload.dcm")
     decoded: dict = {}
-    first = load_views([str(dcm), str(views[1])], decoded)
+    first = load_views([str(dcm), str(views[1])], decoded, tmp_path / "gradio")
     assert not dcm.exists(), "the uploaded DICOM must not stay on disk"
     assert np.array_equal(np.asarray(first[0]), np.asarray(Image.open(views[0]).convert("L")))
-    again = load_views([str(dcm), str(views[1])], decoded)  # Generate pressed again: same pixels
+    again = load_views([str(dcm), str(views[1])], decoded, tmp_path / "gradio")  # Generate again
     assert np.array_equal(np.asarray(again[0]), np.asarray(first[0]))
     assert views[1].exists(), "PNG uploads are left alone"
+    example = dicom_from_png(views[0], tmp_path / "example.dcm")  # not an upload: an example file
+    load_views([str(example)], {}, tmp_path / "gradio")
+    assert example.exists()
 
 
 def test_synthetic_examples_are_frontal_lateral_pairs(tmp_path):
@@ -96,3 +102,15 @@ def test_synthetic_examples_are_frontal_lateral_pairs(tmp_path):
     for frontal, lateral in examples:
         assert frontal.endswith(".png") and lateral.endswith(".png")
         assert Image.open(frontal).size == Image.open(lateral).size
+
+
+def test_examples_from_a_folder(views, tmp_path):
+    with pytest.raises(InputFileError, match="examples folder not found"):
+        folder_examples(tmp_path / "none")
+    (tmp_path / "readme.txt").write_text("not an example")
+    with pytest.raises(InputFileError, match="no .png, .jpg, .jpeg or .dcm file"):
+        folder_examples(tmp_path)
+    for i, png in enumerate(views):
+        (tmp_path / f"{i}.png").write_bytes(png.read_bytes())
+    dicom_from_png(views[0], tmp_path / "2.dcm", phi=False)
+    assert [Path(e[0]).name for e in folder_examples(tmp_path)] == ["0.png", "1.png", "2.dcm"]

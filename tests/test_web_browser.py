@@ -190,10 +190,15 @@ def test_dicom_upload_leaves_no_identifying_tag_anywhere(web, ctx, views, tmp_pa
     page.close()
 
 
-def test_login_required_when_asked(tiny_model_dir, ctx, tmp_path):
+def test_login_required_when_asked_and_examples_from_a_folder(tiny_model_dir, ctx, views, tmp_path):
+    examples = tmp_path / "examples"
+    examples.mkdir()
+    (examples / "a-frontal.png").write_bytes(views[0].read_bytes())
+    example_dcm = dicom_from_png(views[0], examples / "b-frontal.dcm", phi=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [tool("xrayqwen2vl"), "web", "--model", str(tiny_model_dir), "--port", str(port)]
+    args += ["--max-new-tokens", "4", "--examples", str(examples)]
     env = {"XRAYQWEN2VL_WEB_AUTH": "reader:pw-7f3k", "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
     with server(args, tmp_path / "server.log", url, env=env):
         with pytest.raises(urllib.error.HTTPError) as e:  # the app's API refuses a request without login
@@ -211,5 +216,10 @@ def test_login_required_when_asked(tiny_model_dir, ctx, tmp_path):
         page.get_by_role("button", name="Login").click()
         page.wait_for_selector("#generate")
         assert "Research use only" in page.inner_text("#research-notice")
+        page.locator("#examples button", has_text="b-frontal.dcm").click()
+        page.locator('#views td.filename[aria-label="b-frontal.dcm"]').wait_for()
+        status, report = generate(page)
+        assert status.startswith("Done") and report.strip(), status
+        assert example_dcm.exists(), "an example file is not an upload: it must stay"
         page.close()
         assert "pw-7f3k" not in (tmp_path / "server.log").read_text()

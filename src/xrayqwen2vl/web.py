@@ -16,6 +16,7 @@ import csv
 import ipaddress
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -83,11 +84,17 @@ def _without_path(message: str, path: str) -> str:
     return message[len(path) + 2 :] if message.startswith(f"{path}: ") else message
 
 
-def load_views(paths: list[str] | None, decoded: dict) -> list:
+def gradio_upload_dir() -> Path:
+    """Where Gradio keeps its copies of uploads (GRADIO_TEMP_DIR, else <tmp>/gradio)."""
+    return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
+
+
+def load_views(paths: list[str] | None, decoded: dict, upload_dir: Path | None = None) -> list:
     """The decoded views of one upload, or InputFileError with a message fit for the page.
 
-    ``decoded`` (per browser session) keeps DICOM views decoded earlier: their uploaded copy
-    is deleted right after decoding, and the user may press Generate again with new settings.
+    A DICOM file inside ``upload_dir`` (Gradio's copy of an upload) is deleted right after
+    decoding; files elsewhere (examples) are left alone. ``decoded`` (per browser session)
+    keeps those DICOM views, so the user may press Generate again with new settings.
     """
     paths = [p for p in (paths or []) if p]
     if not paths:
@@ -103,14 +110,15 @@ def load_views(paths: list[str] | None, decoded: dict) -> list:
             continue
         p = Path(raw)
         dicom = p.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(p)
+        uploaded = upload_dir is not None and upload_dir in p.resolve().parents
         try:
             image = open_view(p)
         except InputFileError as e:
             raise InputFileError(f"{_view_name(i)}: {_without_path(str(e), str(p))}") from None
         finally:
-            if dicom:  # keep no copy of a file that may carry patient identifiers
+            if dicom and uploaded:  # keep no copy of a file that may carry patient identifiers
                 p.unlink(missing_ok=True)
-        if dicom:
+        if dicom and uploaded:
             decoded[raw] = image
         views.append(image)
     return views
@@ -153,10 +161,12 @@ def build_app(writer, settings: Settings):
     """The Gradio Blocks app around a loaded ``ReportWriter``."""
     import gradio as gr
 
+    upload_dir = gradio_upload_dir()
+
     def generate(paths, lang, max_new_tokens, temperature, decoded):
         decoded = decoded if isinstance(decoded, dict) else {}
         try:
-            views = load_views(paths, decoded)
+            views = load_views(paths, decoded, upload_dir)
         except InputFileError as e:
             log(f"refused an upload: {e}")
             yield f"⚠️ **Cannot write a report:** {e}.", "", [], decoded
@@ -271,6 +281,9 @@ def run_web(options) -> int:
         tmp = Path(tempfile.mkdtemp(prefix="xrayqwen2vl-examples-"))
         examples = synthetic_examples(tmp)
         allowed = [str(tmp)]
+    # A plain SIGTERM (service managers, test harnesses) ends the server the way Ctrl-C does, so
+    # the examples folder below is removed too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         log("loading the model…")
         writer = ReportWriter(args, prompt_for(options.lang, None))

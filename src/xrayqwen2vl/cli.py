@@ -17,6 +17,7 @@ from .commands import (
     sample_cmd,
     tiny_model_cmd,
     translate_cmd,
+    web_cmd,
 )
 from .records import InputFileError
 
@@ -28,6 +29,7 @@ COMMANDS = [
     translate_cmd,
     tiny_model_cmd,
     report_cmd,
+    web_cmd,
     evaluate_cmd,
     label_cmd,
     baselines_cmd,

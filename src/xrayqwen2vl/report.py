@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from .dicom_io import DICOM_SUFFIXES, looks_like_dicom, read_dicom
 from .images import check_image
 from .records import InputFileError
 from .text import DEFAULT_PROMPTS
@@ -43,20 +44,32 @@ def load_config(path: str | Path) -> dict:
     return data
 
 
-def check_study_images(paths: list[str]) -> list[str]:
-    """Validate the image files of one study; return them as strings or raise one clear error."""
+def check_study_images(paths: list[str]) -> list:
+    """Validate the image files of one study or raise one clear error.
+
+    Returns what ``ChatModel`` takes: the path (a string) of a PNG or JPEG file, and for a DICOM
+    file (by content or by its .dcm/.dicom name) the displayed image decoded in memory, so that
+    no copy of it, and none of its tags, is written anywhere.
+    """
     if not paths:
         raise InputFileError("no image given (one frontal view, optionally a lateral view)")
     if len(paths) > MAX_IMAGES:
         raise InputFileError(f"{len(paths)} images given; one study takes one or two (frontal, lateral)")
+    out = []
     for raw in paths:
         p = Path(raw)
+        if p.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(p):
+            out.append(read_dicom(p))
+            continue
         if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InputFileError(f"{p}: not a PNG or JPEG file name (.png, .jpg, .jpeg)")
+            raise InputFileError(
+                f"{p}: not a PNG or JPEG file name (.png, .jpg, .jpeg) or a DICOM file (.dcm)"
+            )
         check = check_image(p)
         if not check.ok:
             raise InputFileError(f"{p}: {check.reason}")
-    return [str(p) for p in paths]
+        out.append(str(p))
+    return out
 
 
 def build_args(
@@ -116,15 +129,20 @@ class ReportWriter:
             self.chat_model = ChatModel(args)
         self.prompt = prompt
 
-    def _messages(self, n_images: int) -> list[dict]:
-        return [{"role": "user", "content": "<image>" * n_images + self.prompt}]
+    def _messages(self, n_images: int, prompt: str | None) -> list[dict]:
+        return [{"role": "user", "content": "<image>" * n_images + (prompt or self.prompt)}]
 
-    def write(self, images: list[str]) -> str:
-        responses = self.chat_model.chat(self._messages(len(images)), images=images)
+    def write(self, images: list, prompt: str | None = None, **generation) -> str:
+        """The whole report. ``images``: paths or PIL images; ``generation``: LLaMA-Factory's
+        per-request settings (max_new_tokens, temperature, do_sample, top_p)."""
+        responses = self.chat_model.chat(self._messages(len(images), prompt), images=images, **generation)
         return responses[0].response_text.strip()
 
-    def stream(self, images: list[str]):
-        yield from self.chat_model.stream_chat(self._messages(len(images)), images=images)
+    def stream(self, images: list, prompt: str | None = None, **generation):
+        """The report piece by piece as the model writes it (same arguments as ``write``)."""
+        yield from self.chat_model.stream_chat(
+            self._messages(len(images), prompt), images=images, **generation
+        )
 
 
 def interactive(writer: ReportWriter, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

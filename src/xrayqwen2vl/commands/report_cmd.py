@@ -15,7 +15,7 @@ def register(sub) -> None:
         help="write a report for one study (frontal [+ lateral] image) with a fine-tuned model",
         description=(
             "Load a Qwen2-VL (base plus LoRA adapter, or a merged model) with LLaMA-Factory's ChatModel and "
-            "write the report for one study from one or two PNG/JPEG files, with the prompt prepare trains "
+            "write the report for one study from one or two PNG, JPEG or DICOM files (DICOM: modality and VOI LUT applied, no tag is read into the output), with the prompt prepare trains "
             "with. Without IMAGE (or with --interactive) it asks for image paths, one study per line, until "
             "exit. The report goes to stdout. Research use only: not a diagnosis."
         ),

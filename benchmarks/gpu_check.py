@@ -1,11 +1,13 @@
 """GPU check of the real 7B configs: a random-init Qwen2-VL at the real 7B dimensions runs
 configs/train_lora/qwen2vl_7b_lora_sft.yaml (DeepSpeed ZeRO-2 through scripts/train.sh) for a few
-steps, then configs/merge_lora/qwen2vl_7b_lora_sft.yaml and configs/predict/qwen2vl_7b_lora_sft.yaml
-on a handful of test samples. Records wall time, peak GPU memory (nvidia-smi, polled) and
-samples/s of each stage in OUT/gpu_check.json and OUT/gpu_check.md (a table for doc/benchmarks.md).
+steps, then configs/predict/qwen2vl_7b_lora_sft.yaml on a handful of test samples and
+configs/merge_lora/qwen2vl_7b_lora_sft.yaml (last: it runs on the CPU and is the slowest).
+Records wall time, peak GPU memory (nvidia-smi, polled) and samples/s of each stage in
+OUT/gpu_check.json (rewritten after every stage) and OUT/gpu_check.md (a table for
+doc/benchmarks.md).
 
     python benchmarks/gpu_check.py --dims 7b --out "$OUT"     # on the GPU machine (see doc/benchmarks.md)
-    python benchmarks/gpu_check.py --dims tiny --out /tmp/gc  # the same path end to end on a CPU
+    python benchmarks/gpu_check.py --dims tiny --out gc-tiny  # the same path end to end on a CPU
 
 The weights are random: the point is memory, speed and that every config runs, not report
 quality. Only the overrides a run needs are passed: the model, data and output folders, a short
@@ -20,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -235,7 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", choices=["7b", "tiny"], default="7b", help="model dimensions (default 7b)")
     ap.add_argument("--out", required=True, help="folder for gpu_check.json/.md and the logs")
-    ap.add_argument("--work", help="scratch folder for model, data and run outputs (default OUT/work)")
+    ap.add_argument(
+        "--work",
+        help="scratch folder for model, data and run outputs, ~35 GB at 7B dims; never under OUT "
+        "(default: xrayqwen2vl-gpu-check in the system temp folder)",
+    )
     ap.add_argument("--steps", type=int, default=4, help="training steps (default 4)")
     ap.add_argument("--batch", type=int, default=8, help="per-device batch (default 8, the recipe's)")
     ap.add_argument("--predict-samples", type=int, default=8, help="test samples to predict (default 8)")
@@ -252,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.dims == "7b" and device != "cuda":
         ap.error("--dims 7b needs a CUDA GPU (about 60 GB for the ZeRO-2 run); use --dims tiny on a CPU")
     out = Path(args.out).resolve()
-    work = Path(args.work).resolve() if args.work else out / "work"
+    work = Path(args.work).resolve() if args.work else Path(tempfile.gettempdir()) / "xrayqwen2vl-gpu-check"
+    if work == out or out in work.parents:
+        ap.error("--work must not be inside --out (the model is 16.6 GB at 7B dims)")
     logs = out / "logs"
     for d in (out, work, logs):
         d.mkdir(parents=True, exist_ok=True)
@@ -314,24 +323,6 @@ def main(argv: list[str] | None = None) -> int:
     if train["rc"] != 0:
         return 1
 
-    if not args.skip_merge:
-        merge = stage(
-            "merge",
-            [
-                "bash",
-                "scripts/merge.sh",
-                MERGE_CONFIG,
-                f"model_name_or_path={model}",
-                f"adapter_name_or_path={work / 'sft'}",
-                f"export_dir={work / 'merged'}",
-            ],
-            logs,
-            env,
-            work,
-        )
-        results["stages"]["merge"] = merge
-        save()
-
     predict = stage(
         "predict",
         [
@@ -358,6 +349,24 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copy(work / "predict" / "generated_predictions.jsonl", out / "generated_predictions.jsonl")
     results["stages"]["predict"] = predict
     save()
+
+    if not args.skip_merge:
+        merge = stage(
+            "merge",
+            [
+                "bash",
+                "scripts/merge.sh",
+                MERGE_CONFIG,
+                f"model_name_or_path={model}",
+                f"adapter_name_or_path={work / 'sft'}",
+                f"export_dir={work / 'merged'}",
+            ],
+            logs,
+            env,
+            work,
+        )
+        results["stages"]["merge"] = merge
+        save()
 
     md = [
         f"GPU check ({args.dims} dims, {results.get('gpu', device)}; random weights, "

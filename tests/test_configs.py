@@ -149,9 +149,10 @@ def test_no_absolute_paths_in_configs(path):
 DOCS = [
     p
     for p in [
-        REPO / "doc" / "gpu-quickstart.md",
+        *sorted((REPO / "doc").glob("*.md")),
         REPO / "weights" / "README.md",
         *sorted((REPO / "scripts").glob("*.sh")),
+        *sorted((REPO / "benchmarks").glob("*.sh")),
     ]
     if p.exists()
 ]

@@ -40,6 +40,26 @@ def _env():
     return env
 
 
+def test_work_folder_inside_out_is_refused(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--dims",
+            "tiny",
+            "--out",
+            str(tmp_path),
+            "--work",
+            str(tmp_path / "w"),
+        ],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2 and "must not be inside --out" in proc.stderr
+
+
 def test_7b_dims_refused_without_a_gpu(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--dims", "7b", "--out", str(tmp_path)],
@@ -54,17 +74,21 @@ def test_7b_dims_refused_without_a_gpu(tmp_path):
 
 @pytest.mark.slow
 def test_gpu_check_runs_end_to_end_with_tiny_dims(tmp_path):
-    args = ["--dims", "tiny", "--out", str(tmp_path), "--reports", "30", "--steps", "2", "--batch", "2"]
+    out = tmp_path / "out"
+    args = ["--dims", "tiny", "--out", str(out), "--work", str(tmp_path / "work")]
+    args += ["--reports", "30", "--steps", "2", "--batch", "2"]
     args += ["--predict-samples", "2", "--max-new-tokens", "8"]
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), *args], env=_env(), capture_output=True, text=True, timeout=900
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-5000:]
-    result = json.loads((tmp_path / "gpu_check.json").read_text())
+    result = json.loads((out / "gpu_check.json").read_text())
     assert set(result["stages"]) == {"train", "merge", "predict"}
     assert all(s["rc"] == 0 for s in result["stages"].values())
     assert result["stages"]["train"]["train_samples_per_second"] > 0
     assert result["stages"]["predict"]["predictions"] == 2
-    table = (tmp_path / "gpu_check.md").read_text()
+    table = (out / "gpu_check.md").read_text()
     assert "| train |" in table and "configs/train_lora/qwen2vl_7b_lora_sft.yaml" in table
-    assert "DeepSpeed info" in (tmp_path / "logs" / "train.log").read_text()
+    assert "DeepSpeed info" in (out / "logs" / "train.log").read_text()
+    assert (out / "generated_predictions.jsonl").is_file()
+    assert list(out.rglob("*.safetensors")) == [], "model weights must stay out of OUT"

@@ -121,6 +121,16 @@ def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
 
 
 _TRAINED: dict[str, Path] = {}
+_TINY_25: dict[str, Path] = {}
+
+
+def tiny_model_for(config: dict, tiny_model_dir: Path, tmp_path_factory) -> Path:
+    """The tiny model of the config's family: Qwen2.5-VL for the qwen2_5vl configs, else Qwen2-VL."""
+    if "Qwen2.5-VL" not in str(config.get("model_name_or_path", "")):
+        return tiny_model_dir
+    if "model" not in _TINY_25:
+        _TINY_25["model"] = build_tiny_qwen2_5vl(tmp_path_factory.mktemp("tiny25") / "tiny-qwen2_5vl")
+    return _TINY_25["model"]
 
 
 def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path_factory) -> Path:
@@ -133,7 +143,7 @@ def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path
     out = out_root / "sft"
     train_script(
         config,
-        f"model_name_or_path={tiny_model_dir}",
+        f"model_name_or_path={tiny_model_for(cfg, tiny_model_dir, tmp_path_factory)}",
         f"dataset_dir={data_dir}",
         f"output_dir={out}",
         *kv(cpu_overrides(cfg)),
@@ -159,9 +169,78 @@ __all__ = [
     "real_configs",
     "rel",
     "openi_data",
+    "tiny_model_for",
     "run_cli",
     "run_script",
     "train_script",
     "trained_adapter",
     "training_configs",
 ]
+
+
+def build_tiny_qwen2_5vl(out: Path, seed: int = 0) -> Path:
+    """A tiny random Qwen2.5-VL (window attention vision tower, Qwen2_5_VLProcessor) with the tiny
+    Qwen2-VL's tokenizer, for the qwen2_5vl configs. Test-only: the demo needs just Qwen2-VL."""
+    import torch
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    from xrayqwen2vl.tiny_model import CHAT_TEMPLATE, SPECIAL_TOKENS, TinySize, train_tokenizer
+
+    size = TinySize()
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(out, size.vocab_target)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    half = size.hidden_size // size.num_attention_heads // 2
+    mrope = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=(len(tokenizer) + 63) // 64 * 64,
+            hidden_size=size.hidden_size,
+            intermediate_size=size.intermediate_size,
+            num_hidden_layers=size.num_hidden_layers,
+            num_attention_heads=size.num_attention_heads,
+            num_key_value_heads=size.num_key_value_heads,
+            max_position_embeddings=4096,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+            tie_word_embeddings=False,
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=64,
+            intermediate_size=128,
+            num_heads=4,
+            out_hidden_size=size.hidden_size,
+            fullatt_block_indexes=[1],
+            window_size=112,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    model.save_pretrained(out, safe_serialization=True)
+    Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=256 * 256),
+        tokenizer=tokenizer,
+        video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=256 * 256),
+        chat_template=CHAT_TEMPLATE,
+    ).save_pretrained(out)
+    return out

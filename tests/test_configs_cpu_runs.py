@@ -5,6 +5,7 @@ the config names it) with the tiny model and only the CPU overrides of configs_s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from configs_support import (
@@ -56,6 +57,9 @@ def test_training_config_runs_two_steps_on_cpu(config, tiny_model_dir, data_dir,
     out = trained_adapter(config, tiny_model_dir, data_dir, tmp_path_factory)
     state = read_state(out)
     assert state["global_step"] == 2
+    base = json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"]
+    family = json.loads((Path(base) / "config.json").read_text())["model_type"]
+    assert family == ("qwen2_5_vl" if "Qwen2.5-VL" in cfg["model_name_or_path"] else "qwen2_vl")
     assert state["max_steps"] == 2
     check_adapter(out, cfg["lora_rank"])
     results = json.loads((out / "all_results.json").read_text())

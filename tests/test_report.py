@@ -12,6 +12,7 @@ from conftest import run_cli, tool
 from PIL import Image
 
 from xrayqwen2vl.cli import main
+from xrayqwen2vl.records import InputFileError
 
 MAIN = CONFIGS / "train_lora" / "qwen2vl_7b_lora_sft.yaml"
 INFER = CONFIGS / "inference" / "qwen2vl_7b_lora_sft.yaml"
@@ -197,3 +198,16 @@ def test_images_and_interactive_together_are_refused(tiny_model_dir, study, caps
 def test_report_is_listed_in_the_cli_help():
     proc = run_cli([tool("xrayqwen2vl"), "--help"])
     assert "report" in proc.stdout
+
+
+def test_model_override_keeps_the_configs_adapter_unless_none(tiny_model_dir):
+    from xrayqwen2vl.report import build_args, load_config
+
+    cfg = load_config(INFER)
+    # The config's adapter (saves/…) does not exist here, so the check names it: it was kept.
+    with pytest.raises(InputFileError, match="saves/qwen2vl_7b/lora/sft: adapter folder not found"):
+        build_args(cfg, str(tiny_model_dir), None, None, None, None)
+    args = build_args(cfg, str(tiny_model_dir), "none", None, None, None)
+    assert "adapter_name_or_path" not in args
+    assert args["model_name_or_path"] == str(tiny_model_dir)
+    assert args["image_max_pixels"] == cfg["image_max_pixels"] and args["do_sample"] is False

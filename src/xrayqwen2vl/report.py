@@ -82,12 +82,11 @@ def build_args(
 ) -> dict:
     """LLaMA-Factory inference arguments: the config's, then the command-line options on top."""
     args = dict(config or {})
-    if model:
+    if model:  # e.g. the same base model stored elsewhere: the config's adapter still applies
         args["model_name_or_path"] = model
-        if not adapter and config and "adapter_name_or_path" in config:
-            # A new base model makes the config's adapter meaningless unless named again.
-            args.pop("adapter_name_or_path")
-    if adapter:
+    if adapter and adapter.lower() == "none":  # a config's adapter left out
+        args.pop("adapter_name_or_path", None)
+    elif adapter:
         args["adapter_name_or_path"] = adapter
     if not args.get("model_name_or_path"):
         raise InputFileError("no model: give --model PATH or --config with model_name_or_path")

@@ -24,7 +24,9 @@ def register(sub) -> None:
         "images", nargs="*", metavar="IMAGE", help="frontal view, then optionally the lateral view"
     )
     p.add_argument("--model", help="base or merged model folder (e.g. weights/Qwen2-VL-7B-Instruct)")
-    p.add_argument("--adapter", help="LoRA adapter folder (e.g. saves/qwen2vl_7b/lora/sft)")
+    p.add_argument(
+        "--adapter", help="LoRA adapter folder (e.g. saves/qwen2vl_7b/lora/sft); none: leave the config's out"
+    )
     p.add_argument(
         "--config",
         help="an inference YAML (configs/inference/*.yaml) to start from; --model/--adapter override it",

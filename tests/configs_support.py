@@ -179,68 +179,8 @@ __all__ = [
 
 
 def build_tiny_qwen2_5vl(out: Path, seed: int = 0) -> Path:
-    """A tiny random Qwen2.5-VL (window attention vision tower, Qwen2_5_VLProcessor) with the tiny
-    Qwen2-VL's tokenizer, for the qwen2_5vl configs. Test-only: the demo needs just Qwen2-VL."""
-    import torch
-    from transformers import (
-        Qwen2_5_VLConfig,
-        Qwen2_5_VLForConditionalGeneration,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+    """A tiny random Qwen2.5-VL (window-attention vision tower, Qwen2_5_VLProcessor) for the
+    qwen2_5vl configs."""
+    from xrayqwen2vl.tiny_model import build_tiny_model
 
-    from xrayqwen2vl.tiny_model import CHAT_TEMPLATE, SPECIAL_TOKENS, TinySize, train_tokenizer
-
-    size = TinySize()
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(out, size.vocab_target)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    half = size.hidden_size // size.num_attention_heads // 2
-    mrope = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
-    config = Qwen2_5_VLConfig(
-        text_config=dict(
-            vocab_size=(len(tokenizer) + 63) // 64 * 64,
-            hidden_size=size.hidden_size,
-            intermediate_size=size.intermediate_size,
-            num_hidden_layers=size.num_hidden_layers,
-            num_attention_heads=size.num_attention_heads,
-            num_key_value_heads=size.num_key_value_heads,
-            max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-            tie_word_embeddings=False,
-        ),
-        vision_config=dict(
-            depth=2,
-            hidden_size=64,
-            intermediate_size=128,
-            num_heads=4,
-            out_hidden_size=size.hidden_size,
-            fullatt_block_indexes=[1],
-            window_size=112,
-        ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=False,
-    )
-    torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
-    model.generation_config.do_sample = False
-    model.save_pretrained(out, safe_serialization=True)
-    Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=256 * 256),
-        tokenizer=tokenizer,
-        video_processor=Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=256 * 256),
-        chat_template=CHAT_TEMPLATE,
-    ).save_pretrained(out)
-    return out
+    return build_tiny_model(out, seed=seed, family="qwen2_5_vl")

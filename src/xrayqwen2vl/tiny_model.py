@@ -117,52 +117,23 @@ def train_tokenizer(out_dir: Path, vocab_size: int):
     return fast
 
 
-def build_tiny_model(out_dir: str | Path, seed: int = 0, size: TinySize | None = None) -> Path:
-    """Write a tiny random Qwen2-VL (weights, tokenizer, processor) to ``out_dir``."""
-    import torch
-    from transformers import (
-        Qwen2VLConfig,
-        Qwen2VLForConditionalGeneration,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-    )
+FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 
-    size = size or TinySize()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(out, size.vocab_target)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    vocab = len(tokenizer)
-    vocab_padded = (vocab + 63) // 64 * 64
-    head_dim = size.hidden_size // size.num_attention_heads
-    half = head_dim // 2
-    # Multimodal RoPE splits half the head dimension into temporal, height, width sections.
-    t = half - 2 * (half * 3 // 8)
-    mrope_section = [t, half * 3 // 8, half * 3 // 8]
 
-    config = Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=vocab_padded,
-            hidden_size=size.hidden_size,
-            intermediate_size=size.intermediate_size,
-            num_hidden_layers=size.num_hidden_layers,
-            num_attention_heads=size.num_attention_heads,
-            num_key_value_heads=size.num_key_value_heads,
-            max_position_embeddings=4096,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope_section},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-            tie_word_embeddings=False,
-        ),
-        vision_config=dict(
-            depth=size.vision_depth,
-            embed_dim=size.vision_embed_dim,
-            hidden_size=size.hidden_size,
-            num_heads=size.vision_num_heads,
-            mlp_ratio=2,
-        ),
+def special_token_ids(tokenizer) -> dict[str, int]:
+    return {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+
+
+def mrope_section(hidden_size: int, num_attention_heads: int) -> list[int]:
+    """Multimodal RoPE splits half the head dimension into temporal, height and width sections
+    (Qwen2-VL-7B: head 128 -> [16, 24, 24])."""
+    half = hidden_size // num_attention_heads // 2
+    return [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]
+
+
+def token_id_kwargs(ids: dict[str, int]) -> dict:
+    """The special-token ids a Qwen2-VL / Qwen2.5-VL config carries, from the tokenizer's ids."""
+    return dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -172,8 +143,78 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, size: TinySize | None =
         pad_token_id=ids["<|endoftext|>"],
         tie_word_embeddings=False,
     )
+
+
+def text_config(
+    dims: dict, vocab_size: int, ids: dict[str, int], max_position_embeddings: int = 4096
+) -> dict:
+    """The language-model part of a Qwen2-VL config; ``dims`` holds hidden_size,
+    intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads (and
+    optionally rms_norm_eps; transformers' default otherwise)."""
+    mrope = mrope_section(dims["hidden_size"], dims["num_attention_heads"])
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=dims["hidden_size"],
+        intermediate_size=dims["intermediate_size"],
+        num_hidden_layers=dims["num_hidden_layers"],
+        num_attention_heads=dims["num_attention_heads"],
+        num_key_value_heads=dims["num_key_value_heads"],
+        max_position_embeddings=max_position_embeddings,
+        **({"rms_norm_eps": dims["rms_norm_eps"]} if "rms_norm_eps" in dims else {}),
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+        bos_token_id=ids["<|endoftext|>"],
+        eos_token_id=ids["<|im_end|>"],
+        pad_token_id=ids["<|endoftext|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def build_tiny_model(
+    out_dir: str | Path, seed: int = 0, size: TinySize | None = None, family: str = "qwen2_vl"
+) -> Path:
+    """Write a tiny random Qwen2-VL (or Qwen2.5-VL: ``family="qwen2_5_vl"``, window-attention
+    vision tower) with its tokenizer and processor to ``out_dir``."""
+    import torch
+    import transformers
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    if family not in FAMILIES:
+        raise ValueError(f"family {family!r}: expected one of {', '.join(FAMILIES)}")
+    size = size or TinySize()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = train_tokenizer(out, size.vocab_target)
+    ids = special_token_ids(tokenizer)
+    vocab = len(tokenizer)
+    text = text_config(size.__dict__, (vocab + 63) // 64 * 64, ids)
+    if family == "qwen2_vl":
+        config_cls, model_cls, processor_cls = (
+            "Qwen2VLConfig",
+            "Qwen2VLForConditionalGeneration",
+            "Qwen2VLProcessor",
+        )
+        vision = dict(
+            depth=size.vision_depth,
+            embed_dim=size.vision_embed_dim,
+            hidden_size=size.hidden_size,
+            num_heads=size.vision_num_heads,
+            mlp_ratio=2,
+        )
+    else:
+        config_cls, model_cls = "Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration"
+        processor_cls = "Qwen2_5_VLProcessor"
+        vision = dict(
+            depth=size.vision_depth,
+            hidden_size=size.vision_embed_dim,
+            intermediate_size=2 * size.vision_embed_dim,
+            num_heads=size.vision_num_heads,
+            out_hidden_size=size.hidden_size,
+            fullatt_block_indexes=[size.vision_depth - 1],
+            window_size=112,
+        )
+    config = getattr(transformers, config_cls)(text_config=text, vision_config=vision, **token_id_kwargs(ids))
     torch.manual_seed(seed)
-    model = Qwen2VLForConditionalGeneration(config).to(torch.float32)
+    model = getattr(transformers, model_cls)(config).to(torch.float32)
     # The final RMSNorm fixes the hidden state's norm (about sqrt(hidden)), so with the default
     # 0.02 init of the output head every logit stays within about +-1.3 and a frozen head (LoRA
     # trains only the inner layers) cannot express a confident next token: loss stalls near
@@ -187,7 +228,7 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, size: TinySize | None =
 
     image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=256 * 256)
     video_processor = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=256 * 256)
-    processor = Qwen2VLProcessor(
+    processor = getattr(transformers, processor_cls)(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
@@ -196,6 +237,10 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, size: TinySize | None =
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())
     (out / "tiny_model.json").write_text(
-        json.dumps({"seed": seed, "parameters": n_params, "vocab": vocab, **size.__dict__}, indent=2) + "\n"
+        json.dumps(
+            {"family": family, "seed": seed, "parameters": n_params, "vocab": vocab, **size.__dict__},
+            indent=2,
+        )
+        + "\n"
     )
     return out

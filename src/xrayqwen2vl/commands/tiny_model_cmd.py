@@ -6,8 +6,9 @@ from __future__ import annotations
 def run_tiny_model(args) -> int:
     from ..tiny_model import build_tiny_model
 
-    out = build_tiny_model(args.out, seed=args.seed)
-    print(f"wrote a tiny random Qwen2-VL (not a trained model) to {out}")
+    out = build_tiny_model(args.out, seed=args.seed, family=args.family)
+    name = "Qwen2-VL" if args.family == "qwen2_vl" else "Qwen2.5-VL"
+    print(f"wrote a tiny random {name} (not a trained model) to {out}")
     return 0
 
 
@@ -23,4 +24,10 @@ def register(sub) -> None:
     )
     p.add_argument("--out", required=True, help="output model folder")
     p.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default 0)")
+    p.add_argument(
+        "--family",
+        default="qwen2_vl",
+        choices=["qwen2_vl", "qwen2_5_vl"],
+        help="architecture: Qwen2-VL (default) or Qwen2.5-VL (window-attention vision tower)",
+    )
     p.set_defaults(func=run_tiny_model)

@@ -189,13 +189,11 @@ def prompt_for(lang: str, prompt: str | None) -> str:
     return DEFAULT_PROMPTS[lang]
 
 
-def run_report(
-    options, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr
-) -> int:
-    """The ``xrayqwen2vl report`` command (options from its argparse parser)."""
-    prompt = prompt_for(options.lang, options.prompt)
+def args_from_options(options) -> dict:
+    """ChatModel arguments from the shared --config/--model/--adapter/--template/
+    --image-max-pixels/--max-new-tokens options of ``report`` and ``web``."""
     config = load_config(options.config) if options.config else None
-    args = build_args(
+    return build_args(
         config,
         options.model,
         options.adapter,
@@ -203,6 +201,14 @@ def run_report(
         options.image_max_pixels,
         options.max_new_tokens,
     )
+
+
+def run_report(
+    options, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, stderr: TextIO = sys.stderr
+) -> int:
+    """The ``xrayqwen2vl report`` command (options from its argparse parser)."""
+    prompt = prompt_for(options.lang, options.prompt)
+    args = args_from_options(options)
     go_interactive = options.interactive or not options.images
     if options.interactive and options.images:
         raise InputFileError("give image paths or --interactive, not both")

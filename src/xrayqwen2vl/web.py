@@ -259,18 +259,10 @@ def build_app(writer, settings: Settings):
 def run_web(options) -> int:
     """The ``xrayqwen2vl web`` command (options from its argparse parser)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
-    from .report import ReportWriter, build_args, load_config, prompt_for
+    from .report import ReportWriter, args_from_options, prompt_for
 
     auth = parse_auth(options.auth, options.host)
-    config = load_config(options.config) if options.config else None
-    args = build_args(
-        config,
-        options.model,
-        options.adapter,
-        options.template,
-        options.image_max_pixels,
-        options.max_new_tokens,
-    )
+    args = args_from_options(options)
     if options.lang not in DEFAULT_PROMPTS:
         raise InputFileError(f"--lang {options.lang}: expected one of {', '.join(sorted(DEFAULT_PROMPTS))}")
     tmp = None

@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, help="batched run's per-device batch (default: the config's)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="generated tokens (default 128)")
     ap.add_argument("--reports", type=int, default=200, help="synthetic reports (default 200)")
+    ap.add_argument(
+        "--reuse-model",
+        action="store_true",
+        help="use the model already in WORK/model if there is one (e.g. the one train_throughput built)",
+    )
     ap.add_argument("--image-size", type=int, help="synthetic image side (default 512 on 7b, 128 tiny)")
     args = ap.parse_args(argv)
 
@@ -122,10 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     results["gpu"] = torch.cuda.get_device_name(0) if device == "cuda" else None
     results["date"] = time.strftime("%Y-%m-%d", time.gmtime())
 
-    log(f"building a random Qwen2-VL ({args.dims} dims) on {device}")
-    results["model"] = gpu_check.build_model(
-        work / "model", gpu_check.DIMS_7B if args.dims == "7b" else gpu_check.DIMS_TINY, device
-    )
+    dims = gpu_check.DIMS_7B if args.dims == "7b" else gpu_check.DIMS_TINY
+    if args.reuse_model and (work / "model" / "config.json").is_file():
+        log(f"reusing the model in {work / 'model'}")
+        results["model"] = {"reused": True, "dtype": "bfloat16" if device == "cuda" else "float32"}
+    else:
+        log(f"building a random Qwen2-VL ({args.dims} dims) on {device}")
+        results["model"] = gpu_check.build_model(work / "model", dims, device)
     image_size = args.image_size or (512 if args.dims == "7b" else 128)
     results["data"] = gpu_check.build_data(work, args.reports, image_size)
     vary_view_sizes(work / "data", image_size)

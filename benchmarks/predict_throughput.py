@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", choices=["7b", "tiny"], default="7b", help="model dimensions (default 7b)")
     ap.add_argument("--out", required=True, help="folder for predict_throughput.json/.md and the logs")
-    ap.add_argument("--work", help="scratch folder for model, data and outputs; never under OUT")
+    ap.add_argument(
+        "--work",
+        help="scratch folder for model, data and outputs, never under OUT (default: xrayqwen2vl-throughput in the system temp folder, shared with train_throughput.py)",
+    )
     ap.add_argument("--samples", type=int, default=32, help="test samples to predict (default 32)")
     ap.add_argument("--batch", type=int, help="batched run's per-device batch (default: the config's)")
     ap.add_argument("--max-new-tokens", type=int, default=128, help="generated tokens (default 128)")
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("llamafactory-cli"):
         ap.error("llamafactory-cli is not on PATH (install the wheels; see doc/benchmarks.md)")
     out = Path(args.out).resolve()
-    default_work = Path(tempfile.gettempdir()) / "xrayqwen2vl-predict-throughput"
+    default_work = Path(tempfile.gettempdir()) / "xrayqwen2vl-throughput"
     work = Path(args.work).resolve() if args.work else default_work
     if work == out or out in work.parents:
         ap.error("--work must not be inside --out")

@@ -182,7 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--dims", choices=["7b", "tiny"], default="7b", help="model dimensions (default 7b)")
     ap.add_argument("--out", required=True, help="folder for train_throughput.json/.md and the logs")
-    ap.add_argument("--work", help="scratch folder for model, data and run outputs; never under OUT")
+    ap.add_argument(
+        "--work",
+        help="scratch folder for model, data and run outputs, never under OUT (default: xrayqwen2vl-throughput in the system temp folder)",
+    )
     ap.add_argument("--views", type=int, choices=[1, 2], default=1, help="views per study (default 1)")
     ap.add_argument("--image-size", type=int, help="synthetic view side (default 512 on 7b, 128 tiny)")
     ap.add_argument("--steps", type=int, default=6, help="optimizer steps per recipe (default 6)")
@@ -212,11 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("llamafactory-cli is not on PATH (install the wheels; see doc/benchmarks.md)")
     sets = parse_sets(args.set)
     out = Path(args.out).resolve()
-    work = (
-        Path(args.work).resolve()
-        if args.work
-        else Path(tempfile.gettempdir()) / "xrayqwen2vl-train-throughput"
-    )
+    work = Path(args.work).resolve() if args.work else Path(tempfile.gettempdir()) / "xrayqwen2vl-throughput"
     if work == out or out in work.parents:
         ap.error("--work must not be inside --out (the model is 16.6 GB at 7B dims)")
     logs = out / "logs"

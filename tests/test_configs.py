@@ -117,13 +117,20 @@ def test_parses_with_llamafactory(path, tiny_model_dir, monkeypatch):
             assert data_args.val_size == 0, (
                 f"{rel(path)}: validation must come from eval_dataset, not val_size"
             )
-            assert finetuning_args.finetuning_type == "lora"
-            assert finetuning_args.lora_rank == 8 and finetuning_args.lora_target == ["all"]
+            if args["finetuning_type"] == "full":  # only the tiny learning-check config
+                assert rel(path) == "configs/tiny/qwen2vl_tiny_learn_sft.yaml"
+                assert finetuning_args.freeze_vision_tower is False
+            else:
+                assert finetuning_args.finetuning_type == "lora"
+                assert finetuning_args.lora_rank == 8 and finetuning_args.lora_target == ["all"]
             assert training_args.learning_rate == args["learning_rate"]
         if training_args.do_predict:
             assert training_args.predict_with_generate
             assert generating_args.do_sample is False and generating_args.num_beams == 1
-        assert data_args.eval_dataset == [args["eval_dataset"]]
+        if "eval_dataset" in args:
+            assert data_args.eval_dataset == [args["eval_dataset"]]
+        else:  # only the learning check, which evaluates with its own predict run
+            assert rel(path) == "configs/tiny/qwen2vl_tiny_learn_sft.yaml"
     elif job == "export":
         assert model_args.export_dir == args["export_dir"]
         assert model_args.export_device == "cpu" and model_args.export_legacy_format is False

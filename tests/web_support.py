@@ -224,13 +224,24 @@ def clear(page) -> None:
 
 
 def generate(page, timeout_s: float = 240) -> tuple[str, str]:
-    """Press Generate report; wait for the finished status; return (status text, report text)."""
-    before = page.inner_text("#status")
+    """Press Generate report; wait for the finished status; return (status text, report text).
+
+    A MutationObserver records every text the status shows, so a fast run whose final status
+    reads the same as the previous one ("Done in 0.3 s") is still seen to finish: comparing
+    snapshots could miss the short "Writing the report…" in between and wait forever.
+    """
+    page.evaluate(
+        """() => { const el = document.querySelector('#status');
+                   if (window.__statusObserver) window.__statusObserver.disconnect();
+                   window.__statusLog = [];
+                   window.__statusObserver = new MutationObserver(
+                       () => window.__statusLog.push(el.innerText));
+                   window.__statusObserver.observe(
+                       el, {subtree: true, childList: true, characterData: true}); }"""
+    )
     page.click("#generate")
     page.wait_for_function(
-        """(before) => { const s = document.querySelector('#status').innerText;
-                        return s !== before && (s.startsWith('Done') || s.includes('⚠')); }""",
-        arg=before,
+        """() => (window.__statusLog || []).some(s => s.startsWith('Done') || s.includes('⚠'))""",
         timeout=timeout_s * 1000,
     )
     return page.inner_text("#status").strip(), page.input_value("#report textarea")

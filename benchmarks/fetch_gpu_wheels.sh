@@ -4,6 +4,10 @@
 # The machine has Python 3.12, torch 2.11.0, torchvision 0.26.0, matplotlib, regex, joblib, click,
 # six, but transformers 5.17 (LLaMA-Factory 0.9.5 needs <= 5.6.0) and no llamafactory, deepspeed,
 # trl, datasets; predict_with_generate also needs jieba, nltk and rouge-chinese.
+# benchmarks/train_throughput.py's tuned recipe needs liger-kernel (pure Python; its Triton kernels
+# use the triton that ships with the machine's CUDA torch). flash-attn publishes no wheels on PyPI
+# (only a source archive whose CUDA build takes hours), so packing/neat_packing with flash-attention
+# and attn_implementation=flash_attention_2 are not carried; the runs use torch's SDPA.
 # Usage: bash benchmarks/fetch_gpu_wheels.sh   (needs pip access to the package registry)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +23,7 @@ done
   multiprocess==0.70.16 fsspec==2025.3.0 trl==0.24.0 peft==0.18.1 accelerate==1.11.0 \
   omegaconf==2.4.0 antlr4-python3-runtime fire termcolor tyro==0.8.14 docstring-parser shtab \
   typeguard hjson pydantic==2.12.3 pydantic-core==2.41.4 annotated-types typing-inspection \
-  nltk==3.10.4 defusedxml rouge-chinese==1.0.3
+  nltk==3.10.4 defusedxml rouge-chinese==1.0.3 liger-kernel==0.8.5
 # jieba publishes only a source archive; deepspeed builds against the torch installed here
 # (pure-Python wheel: its CUDA ops compile on first use, ZeRO-2 with torch's AdamW needs none).
 "$PY" -m pip wheel --quiet --no-deps -w .whl jieba==0.42.1

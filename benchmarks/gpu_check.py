@@ -146,6 +146,7 @@ def build_model(out: Path, dims: dict, device: str, seed: int = 0) -> dict:
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.do_sample = False
     n_params = sum(p.numel() for p in model.parameters())
+    n_vision = sum(p.numel() for n, p in model.named_parameters() if "visual" in n)
     model.save_pretrained(out, safe_serialization=True)
     del model
     if device == "cuda":
@@ -159,13 +160,15 @@ def build_model(out: Path, dims: dict, device: str, seed: int = 0) -> dict:
     processor.save_pretrained(out)
     return {
         "parameters": n_params,
+        "vision_parameters": n_vision,
         "dtype": str(dtype).replace("torch.", ""),
         "build_and_save_s": time.time() - t0,
     }
 
 
-def build_data(out: Path, reports: int, image_size: int) -> dict:
-    """The synthetic sample prepared like the real data (openi_train/val/test in out/data)."""
+def build_data(out: Path, reports: int, image_size: int, views: str = "both") -> dict:
+    """The synthetic sample prepared like the real data (openi_train/val/test in out/data);
+    ``views`` as prepare's --views (both: two views per study, frontal: one)."""
     from xrayqwen2vl.formats.openi import read_openi
     from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
     from xrayqwen2vl.sample import generate_sample
@@ -175,7 +178,7 @@ def build_data(out: Path, reports: int, image_size: int) -> dict:
         read_openi(out / "raw" / "ecgen-radiology"),
         out / "raw" / "NLMCXR_png",
         out / "data",
-        PrepareOptions(name="openi"),
+        PrepareOptions(name="openi", views=views),
         inputs={},
         progress=False,
     )

@@ -7,6 +7,8 @@ sample prepared under the same dataset names, and change only what a CPU needs:
 - ``bf16=false``: transformers refuses bf16 mixed precision without a GPU
   ("Your setup doesn't support bf16/gpu");
 - ``quantization_bit=null`` (QLoRA only): bitsandbytes 4-bit loading needs CUDA;
+- ``enable_liger_kernel=false`` (the fast recipe): LLaMA-Factory refuses the key unless
+  liger-kernel is installed, and liger-kernel's Triton kernels need a CUDA GPU;
 - DeepSpeed stays on: ZeRO-2 and ZeRO-3 offload run on CPU through torchrun with the gloo backend
   (``scripts/train.sh`` sets ``FORCE_TORCHRUN=1``, as on a GPU node).
 
@@ -29,6 +31,17 @@ TRAIN_DIRS = ("train_lora", "train_qlora")
 # What a CPU needs, by config key present (see the module docstring).
 CPU_OVERRIDES = {"bf16": "false"}
 CPU_OVERRIDES_QUANTIZED = {"quantization_bit": "null"}
+CPU_OVERRIDES_LIGER = {"enable_liger_kernel": "false"}
+# Training configs that are a faster way to train another run: they write that run's adapter
+# folder and share its merge/inference/predict configs; only SPEED_KEYS may differ.
+VARIANTS = {"qwen2vl_7b_lora_sft_fast": "qwen2vl_7b_lora_sft"}
+SPEED_KEYS = {
+    "enable_liger_kernel",
+    "disable_gradient_checkpointing",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "per_device_eval_batch_size",
+}
 # Only for speed; not needed for correctness.
 SHORT_RUN = {
     "max_steps": "2",
@@ -61,6 +74,8 @@ def cpu_overrides(config: dict) -> dict[str, str]:
     out = dict(CPU_OVERRIDES) if config.get("bf16") else {}
     if config.get("quantization_bit") is not None:
         out.update(CPU_OVERRIDES_QUANTIZED)
+    if config.get("enable_liger_kernel"):
+        out.update(CPU_OVERRIDES_LIGER)
     return out
 
 
@@ -162,6 +177,8 @@ __all__ = [
     "CONFIGS",
     "CPU_OVERRIDES",
     "SHORT_RUN",
+    "SPEED_KEYS",
+    "VARIANTS",
     "cpu_overrides",
     "kv",
     "load",

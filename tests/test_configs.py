@@ -12,7 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from configs_support import CONFIGS, load, prepare_openi, real_configs, rel, training_configs
+from configs_support import (
+    CONFIGS,
+    SPEED_KEYS,
+    VARIANTS,
+    load,
+    prepare_openi,
+    real_configs,
+    rel,
+    training_configs,
+)
 from conftest import REPO
 
 ALL_YAML = sorted(CONFIGS.rglob("*.yaml"))
@@ -20,6 +29,7 @@ REAL = real_configs()
 TRAIN = training_configs()
 DEEPSPEED = sorted((CONFIGS / "deepspeed").glob("*.json"))
 RUNS = [p.stem for p in TRAIN]
+BASE_RUNS = [r for r in RUNS if r not in VARIANTS]
 
 
 def ids(paths):
@@ -62,6 +72,12 @@ def test_header_names_its_own_command_and_hardware(path):
     assert "### model" in text
 
 
+def _liger_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("liger_kernel") is not None
+
+
 def _parse(path: Path, tiny_model_dir: Path, **extra):
     """Parse a config with LLaMA-Factory's own parser for its job; returns the parsed dataclasses."""
     from llamafactory.hparams import get_infer_args, get_train_args
@@ -71,6 +87,8 @@ def _parse(path: Path, tiny_model_dir: Path, **extra):
     # DeepSpeed needs a torchrun launch (the CPU runs in test_configs_cpu_runs.py use it for
     # real); transformers rejects bf16 mixed precision on a CPU unless use_cpu is set.
     args.pop("deepspeed", None)
+    if args.get("enable_liger_kernel") and not _liger_installed():
+        args["enable_liger_kernel"] = False  # the CPU override of configs_support.py
     job = job_of(path)
     if job == "train":
         args["use_cpu"] = True
@@ -244,7 +262,41 @@ def test_derived_configs_match_their_training_run(path):
         assert cfg["output_dir"].endswith("/predict")
 
 
-@pytest.mark.parametrize("run", RUNS)
+@pytest.mark.skipif(_liger_installed(), reason="liger-kernel is installed here: nothing to refuse")
+def test_liger_without_the_package_is_refused(tiny_model_dir, monkeypatch):
+    """Why the CPU runs pass enable_liger_kernel=false: LLaMA-Factory's parser makes liger-kernel
+    mandatory once the key is on (hparams/parser.py, _check_extra_dependencies)."""
+    from llamafactory.hparams import get_train_args
+
+    monkeypatch.chdir(REPO)
+    args = load(CONFIGS / "train_lora" / "qwen2vl_7b_lora_sft_fast.yaml")
+    args.pop("deepspeed")
+    args.update(model_name_or_path=str(tiny_model_dir), use_cpu=True, bf16=False)
+    with pytest.raises(Exception, match="liger"):
+        get_train_args(args)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_fast_variant_changes_only_speed_settings(variant):
+    """A variant trains the same run: same keys and values but SPEED_KEYS, the same samples per
+    optimizer step, and the same output folder (so its run's derived configs apply)."""
+    fast = load(CONFIGS / "train_lora" / f"{variant}.yaml")
+    base = load(_train_config_for(VARIANTS[variant]))
+    differing = {k for k in set(fast) | set(base) if fast.get(k) != base.get(k)}
+    assert differing <= SPEED_KEYS, f"{variant} changes {sorted(differing - SPEED_KEYS)}"
+    assert differing, f"{variant} is identical to {VARIANTS[variant]}"
+
+    def per_step(c):
+        return c["per_device_train_batch_size"] * c["gradient_accumulation_steps"]
+
+    assert per_step(fast) == per_step(base)
+    assert fast["output_dir"] == base["output_dir"]
+    header = (CONFIGS / "train_lora" / f"{variant}.yaml").read_text(encoding="utf-8")
+    for key in differing:
+        assert key in header.split("### model")[0], f"{key} is not explained in the header"
+
+
+@pytest.mark.parametrize("run", BASE_RUNS)
 def test_every_run_has_merge_inference_and_predict_configs(run):
     for path in (
         CONFIGS / "merge_lora" / f"{run}.yaml",

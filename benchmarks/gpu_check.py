@@ -73,25 +73,10 @@ def make_config(dims: dict, ids: dict[str, int], vocab: int):
     """A Qwen2VLConfig with the given dimensions and the tokenizer's special-token ids."""
     from transformers import Qwen2VLConfig
 
-    head_dim = dims["hidden_size"] // dims["num_attention_heads"]
-    half = head_dim // 2
-    mrope = [half - 2 * (half * 3 // 8), half * 3 // 8, half * 3 // 8]  # 7B: [16, 24, 24]
+    from xrayqwen2vl.tiny_model import text_config, token_id_kwargs
+
     return Qwen2VLConfig(
-        text_config=dict(
-            vocab_size=vocab,
-            hidden_size=dims["hidden_size"],
-            intermediate_size=dims["intermediate_size"],
-            num_hidden_layers=dims["num_hidden_layers"],
-            num_attention_heads=dims["num_attention_heads"],
-            num_key_value_heads=dims["num_key_value_heads"],
-            max_position_embeddings=32768,
-            rms_norm_eps=dims["rms_norm_eps"],
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
-            tie_word_embeddings=False,
-        ),
+        text_config=text_config(dims, vocab, ids, max_position_embeddings=32768),
         vision_config=dict(
             depth=dims["vision_depth"],
             embed_dim=dims["vision_embed_dim"],
@@ -99,14 +84,7 @@ def make_config(dims: dict, ids: dict[str, int], vocab: int):
             num_heads=dims["vision_num_heads"],
             mlp_ratio=dims["vision_mlp_ratio"],
         ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=False,
+        **token_id_kwargs(ids),
     )
 
 
@@ -131,11 +109,11 @@ def build_model(out: Path, dims: dict, device: str, seed: int = 0) -> dict:
     import torch
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    from xrayqwen2vl.tiny_model import CHAT_TEMPLATE, SPECIAL_TOKENS, TinySize, train_tokenizer
+    from xrayqwen2vl.tiny_model import CHAT_TEMPLATE, TinySize, special_token_ids, train_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(out, TinySize().vocab_target)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    ids = special_token_ids(tokenizer)
     vocab = dims["vocab_size"] or (len(tokenizer) + 63) // 64 * 64
     assert vocab >= len(tokenizer)
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU demo (make demo): synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge ->
-# predict on the test split. Everything goes under saves/demo/; LLaMA-Factory logs under
+# predict on the test split -> evaluate. Everything goes under saves/demo/; LLaMA-Factory logs under
 # saves/demo/logs/. Usage: bash scripts/demo.sh [REPORTS]   (default 200 reports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,16 +20,20 @@ step() {  # step NAME LOG command...: run one LLaMA-Factory job, its log to a fi
   echo "[$name] done in $((SECONDS - t0)) s (log: $log)"
 }
 
-echo "[1/6] synthetic Open-i sample ($REPORTS reports)"
+echo "[1/7] synthetic Open-i sample ($REPORTS reports)"
 xrayqwen2vl sample --out "$OUT/raw" --reports "$REPORTS" --quiet
-echo "[2/6] prepare"
+echo "[2/7] prepare"
 xrayqwen2vl prepare --format openi --reports-dir "$OUT/raw/ecgen-radiology" \
   --images-dir "$OUT/raw/NLMCXR_png" --out "$OUT/data" --name demo --quiet
-echo "[3/6] tiny Qwen2-VL"
+echo "[3/7] tiny Qwen2-VL"
 xrayqwen2vl tiny-model --out "$OUT/tiny-qwen2vl"
-step "4/6 LoRA SFT" "$OUT/logs/train.log" llamafactory-cli train configs/tiny/qwen2vl_tiny_lora_sft.yaml
-step "5/6 merge" "$OUT/logs/merge.log" llamafactory-cli export configs/tiny/qwen2vl_tiny_lora_merge.yaml
-step "6/6 predict" "$OUT/logs/predict.log" llamafactory-cli train configs/tiny/qwen2vl_tiny_predict.yaml
+step "4/7 LoRA SFT" "$OUT/logs/train.log" llamafactory-cli train configs/tiny/qwen2vl_tiny_lora_sft.yaml
+step "5/7 merge" "$OUT/logs/merge.log" llamafactory-cli export configs/tiny/qwen2vl_tiny_lora_merge.yaml
+step "6/7 predict" "$OUT/logs/predict.log" llamafactory-cli train configs/tiny/qwen2vl_tiny_predict.yaml
+
+echo "[7/7] evaluate (BLEU, METEOR, ROUGE-L, CIDEr, clinical F1, diversity)"
+xrayqwen2vl evaluate --predictions "$OUT/predict/generated_predictions.jsonl" --out "$OUT/eval" \
+  --images-from "$OUT/data/demo_test.json"
 
 python - "$OUT" <<'PY'
 import json, sys
@@ -45,6 +49,7 @@ where everything went:
   LoRA adapter    {out}/lora/
   merged model    {out}/merged/
   predictions     {out}/predict/generated_predictions.jsonl ({n} test samples)
+  evaluation      {out}/eval/ (metrics.json, per_sample.jsonl, report.html: open it in a browser)
 The tiny model started random and trained for seconds: expect repetitive reports (measure it with evaluate).
 Research use only: never a diagnosis.""")
 PY

@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 
 import yaml
-from conftest import OFFLINE_ENV, REPO, run_cli, tool
+from conftest import OFFLINE_ENV, REPO, prepare_sample, run_cli, tool
 
 CONFIGS = REPO / "configs"
 TRAIN_DIRS = ("train_lora", "train_qlora")
@@ -85,17 +85,7 @@ def kv(d: dict[str, str]) -> list[str]:
 
 def prepare_openi(sample_dir: Path, out: Path) -> Path:
     """The synthetic sample prepared like the real data: dataset names openi_train/val/test."""
-    from xrayqwen2vl.formats.openi import read_openi
-    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
-
-    prepare_dataset(
-        read_openi(sample_dir / "ecgen-radiology"),
-        sample_dir / "NLMCXR_png",
-        out,
-        PrepareOptions(name="openi"),
-        inputs={},
-        progress=False,
-    )
+    prepare_sample(sample_dir, out, "openi")
     return out
 
 

@@ -69,19 +69,24 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2vl", seed=0)
 
 
-@pytest.fixture(scope="session")
-def prepared_dir(sample_dir, tmp_path_factory) -> Path:
-    """The sample prepared with the default options (two views), dataset name ``demo``."""
+def prepare_sample(raw: Path, out: Path, name: str = "demo", **options) -> dict:
+    """Prepare a synthetic Open-i sample folder (ecgen-radiology/ + NLMCXR_png/); returns the manifest."""
     from xrayqwen2vl.formats.openi import read_openi
     from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
 
-    out = tmp_path_factory.mktemp("data")
-    prepare_dataset(
-        read_openi(sample_dir / "ecgen-radiology"),
-        sample_dir / "NLMCXR_png",
+    return prepare_dataset(
+        read_openi(raw / "ecgen-radiology"),
+        raw / "NLMCXR_png",
         out,
-        PrepareOptions(name="demo"),
+        PrepareOptions(name=name, **options),
         inputs={},
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def prepared_dir(sample_dir, tmp_path_factory) -> Path:
+    """The sample prepared with the default options (two views), dataset name ``demo``."""
+    out = tmp_path_factory.mktemp("data")
+    prepare_sample(sample_dir, out, "demo")
     return out

@@ -8,22 +8,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, tool
+from conftest import prepare_sample, run_cli, tool
 
-from xrayqwen2vl.formats.openi import read_openi
-from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
 from xrayqwen2vl.splits import SPLITS, hash_split, parse_ratios
 
 
 def _prepare(raw: Path, out: Path, **opts) -> dict:
-    return prepare_dataset(
-        read_openi(raw / "ecgen-radiology"),
-        raw / "NLMCXR_png",
-        out,
-        PrepareOptions(name="t", **opts),
-        {},
-        progress=False,
-    )
+    return prepare_sample(raw, out, "t", **opts)
 
 
 def _truth(raw: Path) -> dict[str, str]:

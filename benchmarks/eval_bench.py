@@ -27,9 +27,9 @@ from pathlib import Path
 
 
 def build_inputs(root: Path, reports: int) -> tuple[Path, Path]:
-    from xrayqwen2vl.formats.openi import read_openi
-    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
-    from xrayqwen2vl.sample import generate_sample
+    from xrayqwen2vl.data.formats.openi import read_openi
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.synthetic.sample import generate_sample
 
     # about 2% of synthetic reports are empty and skipped: draw a few more than needed
     generate_sample(root / "raw", reports=int(reports * 1.06) + 10, seed=11, progress=False)

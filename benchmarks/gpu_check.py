@@ -49,7 +49,7 @@ DIMS_7B = dict(
     vision_mlp_ratio=4,
     rms_norm_eps=1e-6,
 )
-# The tiny model's dimensions (xrayqwen2vl.tiny_model.TinySize); vocab from its tokenizer.
+# The tiny model's dimensions (xrayqwen2vl.synthetic.tiny_model.TinySize); vocab from its tokenizer.
 DIMS_TINY = dict(
     vocab_size=None,
     hidden_size=64,
@@ -73,7 +73,7 @@ def make_config(dims: dict, ids: dict[str, int], vocab: int):
     """A Qwen2VLConfig with the given dimensions and the tokenizer's special-token ids."""
     from transformers import Qwen2VLConfig
 
-    from xrayqwen2vl.tiny_model import text_config, token_id_kwargs
+    from xrayqwen2vl.synthetic.tiny_model import text_config, token_id_kwargs
 
     return Qwen2VLConfig(
         text_config=text_config(dims, vocab, ids, max_position_embeddings=32768),
@@ -109,7 +109,7 @@ def build_model(out: Path, dims: dict, device: str, seed: int = 0) -> dict:
     import torch
     from transformers import Qwen2VLImageProcessor, Qwen2VLProcessor, Qwen2VLVideoProcessor
 
-    from xrayqwen2vl.tiny_model import CHAT_TEMPLATE, TinySize, special_token_ids, train_tokenizer
+    from xrayqwen2vl.synthetic.tiny_model import CHAT_TEMPLATE, TinySize, special_token_ids, train_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer(out, TinySize().vocab_target)
@@ -147,9 +147,9 @@ def build_model(out: Path, dims: dict, device: str, seed: int = 0) -> dict:
 def build_data(out: Path, reports: int, image_size: int, views: str = "both") -> dict:
     """The synthetic sample prepared like the real data (openi_train/val/test in out/data);
     ``views`` as prepare's --views (both: two views per study, frontal: one)."""
-    from xrayqwen2vl.formats.openi import read_openi
-    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
-    from xrayqwen2vl.sample import generate_sample
+    from xrayqwen2vl.data.formats.openi import read_openi
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.synthetic.sample import generate_sample
 
     generate_sample(out / "raw", reports=reports, seed=3, image_size=(image_size, image_size), progress=False)
     manifest = prepare_dataset(

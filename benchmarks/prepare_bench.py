@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from xrayqwen2vl.data.formats.openi import read_openi
+from xrayqwen2vl.data.prepare import PrepareOptions, default_workers, prepare_dataset
 from xrayqwen2vl.fileio import atomic_write_bytes
-from xrayqwen2vl.formats.openi import read_openi
-from xrayqwen2vl.prepare import PrepareOptions, default_workers, prepare_dataset
-from xrayqwen2vl.sample import _study, report_xml
-from xrayqwen2vl.synthetic_images import draw_frontal, draw_lateral
+from xrayqwen2vl.synthetic.images import draw_frontal, draw_lateral
+from xrayqwen2vl.synthetic.sample import _study, report_xml
 
 REPORTS = 3955
 IMAGES = 7470

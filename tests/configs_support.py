@@ -188,6 +188,6 @@ __all__ = [
 def build_tiny_qwen2_5vl(out: Path, seed: int = 0) -> Path:
     """A tiny random Qwen2.5-VL (window-attention vision tower, Qwen2_5_VLProcessor) for the
     qwen2_5vl configs."""
-    from xrayqwen2vl.tiny_model import build_tiny_model
+    from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
     return build_tiny_model(out, seed=seed, family="qwen2_5_vl")

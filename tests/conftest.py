@@ -55,7 +55,7 @@ def llamafactory(job: str, config: str | Path, *overrides: str, cwd: Path = REPO
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    from xrayqwen2vl.sample import generate_sample
+    from xrayqwen2vl.synthetic.sample import generate_sample
 
     out = tmp_path_factory.mktemp("sample")
     generate_sample(out, reports=80, seed=1, progress=False)
@@ -64,15 +64,15 @@ def sample_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
-    from xrayqwen2vl.tiny_model import build_tiny_model
+    from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2vl", seed=0)
 
 
 def prepare_sample(raw: Path, out: Path, name: str = "demo", **options) -> dict:
     """Prepare a synthetic Open-i sample folder (ecgen-radiology/ + NLMCXR_png/); returns the manifest."""
-    from xrayqwen2vl.formats.openi import read_openi
-    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.data.formats.openi import read_openi
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
 
     return prepare_dataset(
         read_openi(raw / "ecgen-radiology"),

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from xrayqwen2vl.cli import main as cli_main
-from xrayqwen2vl.synthetic_formats import write_format
+from xrayqwen2vl.synthetic.formats import write_format
 
 FORMATS = ("openi", "kaggle", "r2gen", "xrayglm")
 

@@ -13,7 +13,7 @@ from conftest import REPO, tool
 from PIL import Image
 from web_support import dicom_from_png, free_port, phi_strings, server
 
-from xrayqwen2vl.api_request import study_message
+from xrayqwen2vl.serve.api_request import study_message
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.py"
 def test_7b_dims_give_qwen2vl_7b_parameter_count():
     import torch
 
-    from xrayqwen2vl.tiny_model import SPECIAL_TOKENS
+    from xrayqwen2vl.synthetic.tiny_model import SPECIAL_TOKENS
 
     ids = {t: i for i, t in enumerate(SPECIAL_TOKENS)}
     model = gpu_check.instantiate(

@@ -10,8 +10,8 @@ from PIL import Image
 from web_support import dicom_from_png, phi_strings, write_dicom
 
 from xrayqwen2vl.cli import main
-from xrayqwen2vl.dicom_io import open_view, read_dicom
-from xrayqwen2vl.records import InputFileError
+from xrayqwen2vl.data.records import InputFileError
+from xrayqwen2vl.serve.dicom_io import open_view, read_dicom
 
 
 @pytest.fixture(scope="module")

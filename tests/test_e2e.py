@@ -73,7 +73,7 @@ def test_two_image_samples_train(tiny_model_dir, prepared_dir, tmp_path):
         s["images"] = [str((prepared_dir / p).resolve()) for p in s["images"]]
         assert s["messages"][0]["content"].count("<image>") == 2
     (data / "two.json").write_text(json.dumps(samples[:8]))
-    from xrayqwen2vl.prepare import dataset_info_entry
+    from xrayqwen2vl.data.prepare import dataset_info_entry
 
     (data / "dataset_info.json").write_text(json.dumps({"two": dataset_info_entry("two.json")}))
     out = tmp_path / "out"

@@ -17,7 +17,7 @@ from pycocoevalcap.rouge.rouge import Rouge
 
 from xrayqwen2vl.eval.nlg import bleu_from_counts, compute_nlg
 from xrayqwen2vl.eval.normalize import normalize
-from xrayqwen2vl.synthetic_text import choose_findings, write_report
+from xrayqwen2vl.synthetic.text import choose_findings, write_report
 
 
 def test_bleu_hand_computed():

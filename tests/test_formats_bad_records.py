@@ -90,19 +90,19 @@ def _images_listed_by_kept(form, out) -> int:
     samples = load_samples(out, form.fmt)
     kept = {s["id"] for split in samples.values() for s in split}
     if form.fmt == "openi":
-        from xrayqwen2vl.formats.openi import read_openi
+        from xrayqwen2vl.data.formats.openi import read_openi
 
         recs = read_openi(form.root / "ecgen-radiology")
     elif form.fmt == "kaggle":
-        from xrayqwen2vl.formats.kaggle import read_kaggle
+        from xrayqwen2vl.data.formats.kaggle import read_kaggle
 
         recs = read_kaggle(form.root / "indiana_reports.csv", form.root / "indiana_projections.csv")
     elif form.fmt == "r2gen":
-        from xrayqwen2vl.formats.r2gen import read_r2gen
+        from xrayqwen2vl.data.formats.r2gen import read_r2gen
 
         recs = read_r2gen(form.root / "annotation.json")
     else:
-        from xrayqwen2vl.formats.xrayglm import read_xrayglm
+        from xrayqwen2vl.data.formats.xrayglm import read_xrayglm
 
         recs = read_xrayglm(form.root / "openi-en.json")
     seen, n = set(), 0

@@ -11,8 +11,8 @@ from formats_helpers import FORMATS, load_samples, make_form, run_prepare
 from PIL import Image
 
 from xrayqwen2vl.cli import main as cli_main
-from xrayqwen2vl.formats.openi import read_openi
-from xrayqwen2vl.text import DEFAULT_PROMPTS, clean_section
+from xrayqwen2vl.data.formats.openi import read_openi
+from xrayqwen2vl.data.text import DEFAULT_PROMPTS, clean_section
 
 
 @pytest.fixture(scope="module")

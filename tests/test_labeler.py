@@ -12,7 +12,7 @@ import pytest
 
 from xrayqwen2vl.cli import main
 from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS, label_report
-from xrayqwen2vl.synthetic_text import FINDINGS, choose_findings, write_report
+from xrayqwen2vl.synthetic.text import FINDINGS, choose_findings, write_report
 
 # observation: (positive, negated, uncertain) sentences, English then Chinese.
 CASES = {

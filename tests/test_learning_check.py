@@ -28,9 +28,9 @@ PREDICT_CONFIG = REPO / "configs" / "tiny" / "qwen2vl_tiny_predict.yaml"
 
 @pytest.mark.slow
 def test_tiny_model_beats_most_common_report_on_clinical_f1(tmp_path, tiny_model_dir, monkeypatch, capsys):
-    from xrayqwen2vl.formats.openi import read_openi
-    from xrayqwen2vl.prepare import PrepareOptions, prepare_dataset
-    from xrayqwen2vl.sample import generate_sample
+    from xrayqwen2vl.data.formats.openi import read_openi
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.synthetic.sample import generate_sample
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     raw, data = tmp_path / "raw", tmp_path / "data"

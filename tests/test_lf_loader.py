@@ -89,7 +89,7 @@ def test_tiny_model_loads_with_auto_classes(tiny_model_dir):
 
 @pytest.mark.slow
 def test_tiny_model_is_deterministic(tmp_path):
-    from xrayqwen2vl.tiny_model import build_tiny_model
+    from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
     a = build_tiny_model(tmp_path / "a", seed=3)
     b = build_tiny_model(tmp_path / "b", seed=3)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from xrayqwen2vl.formats.openi import parse_report_xml, read_openi
-from xrayqwen2vl.records import InputFileError, Report, Skipped
+from xrayqwen2vl.data.formats.openi import parse_report_xml, read_openi
+from xrayqwen2vl.data.records import InputFileError, Report, Skipped
 
 FIX = Path(__file__).parent / "fixtures" / "openi"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import prepare_sample, run_cli, tool
 
-from xrayqwen2vl.splits import SPLITS, hash_split, parse_ratios
+from xrayqwen2vl.data.splits import SPLITS, hash_split, parse_ratios
 
 
 def _prepare(raw: Path, out: Path, **opts) -> dict:
@@ -27,7 +27,7 @@ def _truth(raw: Path) -> dict[str, str]:
 
 
 def _image_ids(report_xml: Path) -> list[str]:
-    from xrayqwen2vl.formats.openi import parse_report_xml
+    from xrayqwen2vl.data.formats.openi import parse_report_xml
 
     return [i.id for i in parse_report_xml(report_xml).images]
 
@@ -178,7 +178,7 @@ def test_cli_prepare_summary_and_errors(sample_dir, tmp_path):
 
 
 def test_sample_is_deterministic_and_consistent(tmp_path):
-    from xrayqwen2vl.sample import generate_sample
+    from xrayqwen2vl.synthetic.sample import generate_sample
 
     generate_sample(tmp_path / "a", reports=12, seed=5, progress=False)
     generate_sample(tmp_path / "b", reports=12, seed=5, progress=False)

@@ -12,7 +12,7 @@ from conftest import run_cli, tool
 from PIL import Image
 
 from xrayqwen2vl.cli import main
-from xrayqwen2vl.records import InputFileError
+from xrayqwen2vl.data.records import InputFileError
 
 MAIN = CONFIGS / "train_lora" / "qwen2vl_7b_lora_sft.yaml"
 INFER = CONFIGS / "inference" / "qwen2vl_7b_lora_sft.yaml"
@@ -125,7 +125,7 @@ def test_report_with_the_merged_inference_config(tiny_model_dir, study):
 
 def test_interactive_end_of_input_without_exit():
     """Ctrl-D (end of stdin) leaves cleanly; the model is loaded once, nothing is written."""
-    from xrayqwen2vl.report import interactive
+    from xrayqwen2vl.serve.report import interactive
 
     class NoModel:
         def stream(self, images):  # never reached: no study line is given
@@ -201,7 +201,7 @@ def test_report_is_listed_in_the_cli_help():
 
 
 def test_model_override_keeps_the_configs_adapter_unless_none(tiny_model_dir):
-    from xrayqwen2vl.report import build_args, load_config
+    from xrayqwen2vl.serve.report import build_args, load_config
 
     cfg = load_config(INFER)
     # The config's adapter (saves/…) does not exist here, so the check names it: it was kept.

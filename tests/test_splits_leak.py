@@ -10,7 +10,7 @@ import shutil
 import pytest
 from formats_helpers import FORMATS, load_samples, make_form, report_id, run_prepare
 
-from xrayqwen2vl.splits import hash_split
+from xrayqwen2vl.data.splits import hash_split
 
 VIEWS = ("both", "frontal", "each")
 

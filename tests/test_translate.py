@@ -19,7 +19,7 @@ import pytest
 from conftest import BIN, OFFLINE_ENV, REPO, run_cli, tool
 
 from xrayqwen2vl.cli import main as cli_main
-from xrayqwen2vl.translate import split_target
+from xrayqwen2vl.data.translate import split_target
 
 
 def _free_port() -> int:

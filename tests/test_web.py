@@ -11,8 +11,8 @@ from conftest import run_cli, tool
 from PIL import Image
 from web_support import dicom_from_png, huge_png
 
-from xrayqwen2vl.records import InputFileError
-from xrayqwen2vl.web import folder_examples, is_loopback, load_views, parse_auth, synthetic_examples
+from xrayqwen2vl.data.records import InputFileError
+from xrayqwen2vl.serve.web import folder_examples, is_loopback, load_views, parse_auth, synthetic_examples
 
 
 def _web(*args: str):

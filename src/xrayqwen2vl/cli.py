@@ -19,7 +19,7 @@ from .commands import (
     translate_cmd,
     web_cmd,
 )
-from .records import InputFileError
+from .data.records import InputFileError
 
 # Subcommands in the order --help lists them: data, model, inference, evaluation.
 COMMANDS = [

@@ -8,10 +8,10 @@ _WS = re.compile(r"\s+")
 
 
 def run_compare(args) -> int:
+    from ..data.records import InputFileError
     from ..eval.bootstrap import paired_comparison
     from ..eval.evaluate import load_run
     from ..fileio import atomic_write_json
-    from ..records import InputFileError
 
     a, rows_a = load_run(args.run_a)
     b, rows_b = load_run(args.run_b)

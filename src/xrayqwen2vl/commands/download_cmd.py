@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run_download(args) -> int:
-    from ..download import DownloadError, download
+    from ..data.download import DownloadError, download
 
     which = ("reports", "images") if args.only is None else (args.only,)
     try:
@@ -31,7 +31,7 @@ def run_download(args) -> int:
 
 
 def register(sub) -> None:
-    from ..download import DEFAULT_BASE_URL
+    from ..data.download import DEFAULT_BASE_URL
 
     p = sub.add_parser(
         "download",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import InputFileError
+from ..data.records import InputFileError
 
 FORMATS = ("openi", "kaggle", "r2gen", "xrayglm")
 NEEDS = {
@@ -26,21 +26,21 @@ def open_records(args):
         raise InputFileError(f"--format {args.format} needs {' and '.join(missing)}")
     inputs = {a: getattr(args, a) for a in NEEDS[args.format]}
     if args.format == "openi":
-        from ..formats.openi import read_openi
+        from ..data.formats.openi import read_openi
 
         reports_dir = Path(args.reports_dir)
         total = len(list(reports_dir.glob("*.xml"))) if reports_dir.is_dir() else None
         return read_openi(reports_dir), total, inputs
     if args.format == "kaggle":
-        from ..formats.kaggle import count_reports, read_kaggle
+        from ..data.formats.kaggle import count_reports, read_kaggle
 
         return read_kaggle(args.reports_csv, args.projections_csv), count_reports(args.reports_csv), inputs
     if args.format == "r2gen":
-        from ..formats.r2gen import count_entries, read_r2gen
+        from ..data.formats.r2gen import count_entries, read_r2gen
 
         return read_r2gen(args.annotation), count_entries(args.annotation), inputs
-    from ..formats.xrayglm import count_reports as count_captions
-    from ..formats.xrayglm import read_xrayglm
+    from ..data.formats.xrayglm import count_reports as count_captions
+    from ..data.formats.xrayglm import read_xrayglm
 
     return read_xrayglm(args.captions), count_captions(args.captions), inputs
 
@@ -61,8 +61,8 @@ def r2gen_key(image_id: str, fmt: str) -> str | None:
 def with_r2gen_split(records, annotation: str, fmt: str):
     """Give Open-i / Kaggle reports the split of their study in R2Gen's annotation.json, so the
     same test set as the literature can be used with all sections and all views."""
-    from ..formats.r2gen import read_r2gen
-    from ..records import Report
+    from ..data.formats.r2gen import read_r2gen
+    from ..data.records import Report
 
     split_of: dict[str, str] = {}
     for r in read_r2gen(annotation):
@@ -76,8 +76,8 @@ def with_r2gen_split(records, annotation: str, fmt: str):
 
 
 def run_prepare(args) -> int:
-    from ..prepare import PrepareOptions, load_prompts, load_translations, prepare_dataset, print_summary
-    from ..splits import parse_ratios
+    from ..data.prepare import PrepareOptions, load_prompts, load_translations, prepare_dataset, print_summary
+    from ..data.splits import parse_ratios
 
     split = args.split or ("r2gen" if args.format == "r2gen" else "hash")
     if split == "r2gen" and args.format == "xrayglm":

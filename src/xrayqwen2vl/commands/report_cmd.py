@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run(args) -> int:
-    from ..report import run_report
+    from ..serve.report import run_report
 
     return run_report(args)
 

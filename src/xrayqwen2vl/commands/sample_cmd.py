@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run_sample(args) -> int:
-    from ..sample import generate_sample
+    from ..synthetic.sample import generate_sample
 
     size = (args.image_size, args.image_size)
     result = generate_sample(
@@ -15,7 +15,7 @@ def run_sample(args) -> int:
         f"  reports: {args.out}/ecgen-radiology/  images: {args.out}/NLMCXR_png/  truth: {args.out}/labels.csv"
     )
     if args.format != "openi":
-        from ..synthetic_formats import write_format
+        from ..synthetic.formats import write_format
 
         dest = f"{args.out}/{args.format}"
         counts = write_format(args.format, args.out, dest)

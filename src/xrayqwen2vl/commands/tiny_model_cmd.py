@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run_tiny_model(args) -> int:
-    from ..tiny_model import build_tiny_model
+    from ..synthetic.tiny_model import build_tiny_model
 
     out = build_tiny_model(args.out, seed=args.seed, family=args.family)
     name = "Qwen2-VL" if args.family == "qwen2_vl" else "Qwen2.5-VL"

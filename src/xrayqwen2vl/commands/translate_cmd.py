@@ -6,7 +6,7 @@ from pathlib import Path
 
 
 def run_translate(args) -> int:
-    from ..translate import (
+    from ..data.translate import (
         Cache,
         TranslateError,
         check_endpoint,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 
 def run(args) -> int:
-    from ..web import run_web
+    from ..serve.web import run_web
 
     return run_web(args)
 
 
 def register(sub) -> None:
-    from ..web import AUTH_ENV
+    from ..serve.web import AUTH_ENV
 
     p = sub.add_parser(
         "web",

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.records import InputFileError
 from ..fileio import atomic_write_text
-from ..records import InputFileError
 from .inputs import DatasetSample
 
 FEATURE_SIDE = 16

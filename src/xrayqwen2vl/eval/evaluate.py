@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.records import InputFileError
 from ..fileio import atomic_write_json, atomic_write_text
-from ..records import InputFileError
 from .bootstrap import SampleTable, confidence_intervals
 from .chexpert_labeler import OBSERVATIONS, label_report
 from .clinical import clinical_metrics, positive_matrix

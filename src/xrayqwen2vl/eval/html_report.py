@@ -16,8 +16,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..data.records import InputFileError
 from ..fileio import atomic_write_text
-from ..records import InputFileError
 from .chexpert_labeler import OBSERVATIONS, find_mentions
 from .nlg import NLG_KEYS
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..records import InputFileError
+from ..data.records import InputFileError
 
 
 @dataclass

@@ -111,7 +111,7 @@ def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
 def write_copy(src: Path, dest: Path, max_pixels: int | None = None) -> str:
     """Write an 8-bit RGB PNG copy of ``src`` to ``dest`` (atomically), shrunk to at most
     ``max_pixels`` pixels when given, so training does not decode full-size files each epoch."""
-    from .fileio import atomic_write_bytes
+    from ..fileio import atomic_write_bytes
 
     with Image.open(src) as img:
         img.load()

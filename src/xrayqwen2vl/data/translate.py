@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .fileio import atomic_write_json
+from ..fileio import atomic_write_json
 from .records import InputFileError
 from .text import DEFAULT_PROMPTS, SECTION_NAMES, build_target, clean_section, placeholder_in
 

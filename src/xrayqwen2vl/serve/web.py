@@ -23,10 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.records import InputFileError
+from ..data.text import DEFAULT_PROMPTS
 from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, looks_like_dicom, open_view
-from .records import InputFileError
 from .report import DISCLAIMER, MAX_IMAGES
-from .text import DEFAULT_PROMPTS
 
 AUTH_ENV = "XRAYQWEN2VL_WEB_AUTH"
 VIEW_NAMES = ("frontal", "lateral")
@@ -126,7 +126,7 @@ def load_views(paths: list[str] | None, decoded: dict, upload_dir: Path | None =
 
 def synthetic_examples(out_dir: Path, studies: int = 3) -> list[list[str]]:
     """A few two-view studies drawn by the synthetic Open-i sample (not patient data)."""
-    from .sample import generate_sample
+    from ..synthetic.sample import generate_sample
 
     generate_sample(out_dir, reports=studies + 3, seed=6, progress=False)
     examples = []

@@ -11,10 +11,10 @@ import base64
 import io
 from pathlib import Path
 
+from ..data.records import InputFileError
+from ..data.text import DEFAULT_PROMPTS
 from .dicom_io import open_view
-from .records import InputFileError
 from .report import MAX_IMAGES
-from .text import DEFAULT_PROMPTS
 
 
 def png_data_url(path: str | Path) -> str:

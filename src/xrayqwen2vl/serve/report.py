@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ..data.images import check_image
+from ..data.records import InputFileError
+from ..data.text import DEFAULT_PROMPTS
 from .dicom_io import DICOM_SUFFIXES, looks_like_dicom, read_dicom
-from .images import check_image
-from .records import InputFileError
-from .text import DEFAULT_PROMPTS
 
 MAX_IMAGES = 2  # one study: frontal, and optionally lateral
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .fileio import atomic_write_bytes, atomic_write_text
-from .synthetic_images import draw_frontal, draw_lateral
-from .synthetic_text import FINDINGS, INDICATIONS, choose_findings, write_report
+from ..fileio import atomic_write_bytes, atomic_write_text
+from .images import draw_frontal, draw_lateral
+from .text import FINDINGS, INDICATIONS, choose_findings, write_report
 
 # Share of reports with one image, and with three (a second frontal), as in the real collection.
 ONE_IMAGE_SHARE = 0.08

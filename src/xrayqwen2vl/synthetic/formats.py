@@ -18,7 +18,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .fileio import atomic_write_text, dump_json
+from ..fileio import atomic_write_text, dump_json
 
 SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm")
 

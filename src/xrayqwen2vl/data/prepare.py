@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from . import __version__
-from .fileio import atomic_write_json, dump_json
+from .. import __version__
+from ..fileio import atomic_write_json, dump_json
 from .images import PASS_THROUGH_MODES, ImageCheck, check_image, resolve_inside, write_copy
 from .records import ImageRef, InputFileError, Report, Skipped, UnusedImage
 from .splits import SPLITS, hash_split, hash_unit

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import MAX_PIXELS, PASS_THROUGH_MODES, check_image, to_rgb
-from .records import InputFileError
+from ..data.images import MAX_PIXELS, PASS_THROUGH_MODES, check_image, to_rgb
+from ..data.records import InputFileError
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg"}

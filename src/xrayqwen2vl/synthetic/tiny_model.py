@@ -81,7 +81,7 @@ class TinySize:
 
 def build_corpus() -> list[str]:
     """Sentences the tokenizer is trained on: the synthetic report vocabulary in both languages."""
-    from .synthetic_text import corpus_sentences
+    from .text import corpus_sentences
 
     return corpus_sentences() + _EXTRA_CORPUS
 

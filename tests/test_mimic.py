@@ -130,14 +130,14 @@ def test_every_study_accounted_for_with_its_sections_or_reason(records, truth):
 
 
 def test_reasons_name_the_file_and_the_headers(records):
-    skipped = {r.reason.split(" (")[0].split(" files/")[0]: r for r in records if isinstance(r, Skipped)}
+    skipped = {r.reason.split(" (")[0]: r for r in records if isinstance(r, Skipped)}
+    assert set(skipped) == {"no report file", "no images", "no FINDINGS or IMPRESSION section"}
     missing = skipped["no report file"]
-    assert missing.reason == f"no report file {missing.source}"
+    assert missing.reason == f"no report file ({missing.source} not found)"
     assert missing.source.startswith("files/p1") and missing.source.endswith(".txt")
     no_sections = skipped["no FINDINGS or IMPRESSION section"]
     assert "headers: EXAMINATION, INDICATION, TECHNIQUE, COMPARISON" in no_sections.reason
-    no_images = [r for r in records if isinstance(r, Skipped) and r.reason.startswith("no images")]
-    assert no_images[0].reason.endswith("is not in mimic-cxr-2.0.0-metadata.csv.gz")
+    assert skipped["no images"].reason.endswith("is not in mimic-cxr-2.0.0-metadata.csv.gz)")
 
 
 def test_views_frontal_first_then_lateral_then_unknown(records, truth, mimic_dir):

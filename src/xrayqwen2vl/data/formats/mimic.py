@@ -252,12 +252,12 @@ class MimicCollection:
         entry = self.studies.get(study)
         if entry is None:
             return Skipped(
-                report_id, report_rel, f"no images: study {study} is not in {self.metadata_csv.name}"
+                report_id, report_rel, f"no images (study {study} is not in {self.metadata_csv.name})"
             )
         if self.report_files.get(study) != subject:
             elsewhere = self.report_files.get(study)
-            where = f" (one is under p{elsewhere})" if elsewhere is not None else ""
-            return Skipped(report_id, report_rel, f"no report file {report_rel}{where}")
+            where = f"; one is under p{elsewhere}" if elsewhere is not None else ""
+            return Skipped(report_id, report_rel, f"no report file ({report_rel} not found{where})")
         try:
             data = (self.reports_files.parent / report_rel).read_bytes()
         except OSError as e:

@@ -125,7 +125,7 @@ def _int_field(path: Path, line: int, row: dict, name: str) -> int:
     return int(value)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Study:
     subject: int
     images: list[tuple[str, str, str]] = field(default_factory=list)  # dicom, ViewPosition, code meaning

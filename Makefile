@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast style quality clean-demo
+.PHONY: help venv demo test test-fast style quality clean-demo system-deps system-deps-java
 
 help:
 	@echo "make demo      synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge -> predict (CPU, < 5 min)"
@@ -12,6 +12,8 @@ help:
 	@echo "make test-fast the tests not marked slow"
 	@echo "make style     format and fix with ruff"
 	@echo "make quality   ruff lint and format check"
+	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"
+	@echo "apt-get, otherwise make stops at once with the command to run (scripts/system-deps.sh)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,14 +25,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: system-deps-java $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
+# System packages beyond .venv, checked before it is built so that a missing one stops make at
+# once: Java (METEOR, in make demo and the tests) and Debian's Chromium (the browser tests).
+# As root with apt-get they are installed; otherwise the script prints the command to run.
+system-deps:
+	@bash scripts/system-deps.sh java chromium
+
+system-deps-java:
+	@bash scripts/system-deps.sh java
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP)
+test-fast: system-deps-java $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 style: $(STAMP)

@@ -63,7 +63,7 @@ def _alt(*parts: str) -> str:
 
 
 # =========================================== English ===========================================
-_HEART = r"(?:heart|cardiac (?:silhouette|shadow|contours?|size)|heart (?:size|shadow|silhouette))"
+_HEART = r"(?:heart|cardiac(?: and mediastinal)? (?:silhouettes?|shadow|contours?|size)|heart (?:size|shadow|silhouette))"
 _ENLARGED = r"(?:enlarged|enlarging|large|increased(?! density)|increased in size)"
 
 EN_PHRASES: dict[str, list[tuple[str, str]]] = {
@@ -88,7 +88,7 @@ EN_PHRASES: dict[str, list[tuple[str, str]]] = {
         ),
         (
             NORMAL,
-            r"\bnormal\b(?:(?!abnormal|enlarg|widen)[^.;:]){0,30}?\b(?:cardio[- ]?)?mediastin(?:um|al)\b",
+            r"\bnormal\b(?:(?!abnormal|enlarg|widen)[^.;:]){0,50}?\b(?:cardio[- ]?)?mediastin(?:um|al)\b",
         ),
     ],
     "Cardiomegaly": [
@@ -119,7 +119,7 @@ EN_PHRASES: dict[str, list[tuple[str, str]]] = {
             rf"{_HEART}\b(?:(?!enlarg|\blarge|increas|promin|abnormal|\bnot\b|borderline)[^.;:]){{0,50}}?"
             r"\b(?:normal|within normal limits|unremarkable|upper limits? of normal|top[- ]normal|healthy)\b",
         ),
-        (NORMAL, r"\bnormal\b(?:(?!abnormal|enlarg|\blarge)[^.;:,]){0,25}?\b(?:heart|cardiac)\b"),
+        (NORMAL, r"\bnormal\b(?:(?!abnormal|enlarg|\blarge)[^.;:,]){0,50}?\b(?:heart|cardiac)\b"),
     ],
     "Lung Lesion": [
         (
@@ -152,8 +152,9 @@ EN_PHRASES: dict[str, list[tuple[str, str]]] = {
         (
             NORMAL,
             _alt(
-                r"lungs?(?: fields?| parenchyma)? (?:is |are |appears? |remains? |seems? )?(?:\w+ )?"
-                r"(?:clear|normal|healthy|unremarkable)\b(?! of)",
+                r"lungs?(?: fields?| parenchyma)? (?:is |are |appears? |remains? |seems? |looks? )?"
+                r"(?:(?!not\b|no\b)\w+ ){0,2}(?:clear|normal|healthy|unremarkable)\b(?! of)",
+                r"lungs?\b(?:(?!\bnot\b|\bno\b|heart|cardi|mediastin)[^.;:]){0,40}?\bwithin normal limits\b",
                 r"clear lungs?",
             ),
         ),
@@ -255,7 +256,8 @@ EN_PHRASES: dict[str, list[tuple[str, str]]] = {
         ),
         (
             NORMAL,
-            r"(?:bony|osseous|skeletal) (?:structures|thorax) (?:are |is |appears? )?(?:grossly )?(?:intact|normal|unremarkable)",
+            r"(?:bony|osseous|skeletal) (?:structures|thorax)(?: of the (?:chest|thorax))? "
+            r"(?:are |is |appears? |looks? |remains? )?(?:(?!not\b|no\b)\w+ ){0,2}(?:intact|normal|unremarkable)",
         ),
     ],
     "Support Devices": [
@@ -432,7 +434,7 @@ EN_CUES_BEFORE = {
         r"\bno\b",
         r"\bnot\b",
         r"\bwithout\b",
-        r"\bfree of\b",
+        r"\bfree (?:of|from)\b",
         r"\bnegative for\b",
         r"\babsen(?:ce|t)\b(?: of)?",
         r"\black of\b",
@@ -473,6 +475,7 @@ EN_CUES_AFTER = {
         r"\b(?:(?:is|are|was|were|has|have|had)\s)?(?:been\s)?not\s(?:been\s)?(?:seen|identified|present|visuali[sz]ed|"
         r"demonstrated|appreciated|evident|noted|observed|detected|suspected|visible|apparent|found)\b",
         r"\b(?:is|are|was|were)\s(?:now\s)?(?:absent|negative)\b",
+        r"\b(?:all\s|also\s)?(?:is|are|was|were|appears?|appeared)\s(?:all\s)?within normal limits\b",
         r"\b(?:has|have|had)\s(?:since\s|now\s|completely\s|nearly\s)?(?:resolved|cleared|disappeared)\b",
         r"\b(?:resolved|cleared)\b",
         r"\b(?:has|have|had|was|were)\s(?:\w+\s)?(?:been\s)?(?:removed|ruled out|excluded)\b",
@@ -507,7 +510,7 @@ EN_INSIDE_NEG = r"\bnot\b|\bno\b"
 EN_INSIDE_UNC = r"\bborderline\b|\bquestionabl[ey]\b|\bpossibl[ey]\b"
 
 # =========================================== Chinese ===========================================
-_ZH_HEART = r"(?:心脏(?!纵[隔膈])|心影|心胸廓线?|心胸比(?:例|率)?|心脏轮廓|心影轮廓)"
+_ZH_HEART = r"(?:心脏(?!纵[隔膈])|心影|心胸比(?:例|率)?|心脏轮廓|心影轮廓)"
 _ZH_BIG = r"(?:增大|扩大|肿大|肥大|增加|偏大|较大|很大|略大|稍大|大于正常)"
 _ZH_STOP = r"，,。；;、"
 _ZH_END = r"，,。；;"  # a normal statement may list with "、": "心影形态、大小正常"
@@ -516,11 +519,12 @@ ZH_PHRASES: dict[str, list[tuple[str, str]]] = {
     "Enlarged Cardiomediastinum": [
         (
             STATEMENT,
-            rf"(?:上|心脏?)?纵[隔膈](?:影|轮廓)?(?:(?!不|未|无|没|正常)[^{_ZH_STOP}]){{0,6}}?(?:增宽|增大|扩大|变宽|加宽)",
+            rf"(?:(?:上|心脏?)?纵[隔膈]|心胸廓线?)(?:影|轮廓)?(?:(?!不|未|无|没|正常)[^{_ZH_STOP}]){{0,6}}?"
+            r"(?:增宽|增大|扩大|变宽|加宽)",
         ),
         (
             NORMAL,
-            rf"纵[隔膈](?:(?!增宽|增大|扩大|变宽)[^{_ZH_END}]){{0,14}}?"
+            rf"(?:纵[隔膈]|心胸廓线?)(?:(?!增宽|增大|扩大|变宽)[^{_ZH_END}]){{0,24}}?"
             r"(?:正常|不明显|无异常|未见异常|无明显异常|没有明显的?异常|居中|在正常范围内?|无特殊|不宽)",
         ),
     ],
@@ -530,7 +534,7 @@ ZH_PHRASES: dict[str, list[tuple[str, str]]] = {
         (HEDGED, r"心影饱满|心脏(?:大小)?(?:处于|为|在)?临界"),
         (
             NORMAL,
-            rf"{_ZH_HEART}(?:(?!增大|扩大|肿大|肥大|增加|偏大|较大|略大|边缘)[^{_ZH_END}]){{0,14}}?"
+            rf"{_ZH_HEART}(?:(?!增大|扩大|肿大|肥大|增加|偏大|较大|略大|边缘)[^{_ZH_END}]){{0,24}}?"
             r"(?:正常|不大|健康|无异常|未见异常|在正常范围内?|未见增大|无增大|没有增大|未增大|没有增加)",
         ),
     ],
@@ -559,7 +563,7 @@ ZH_PHRASES: dict[str, list[tuple[str, str]]] = {
         (
             NORMAL,
             rf"(?:双|两)?(?:侧)?(?:的)?(?<!心)肺(?!门|炎|动脉|静脉|血管|结节|不张|气肿|水肿)(?:部|野|叶)?"
-            rf"(?:(?!不|未|无|没|血管|容量|容积|纹理)[^{_ZH_END}]){{0,8}}?(?:清晰|清楚|健康|正常)",
+            rf"(?:(?!不|未|无|没|血管|容量|容积|纹理)[^{_ZH_END}]){{0,24}}?(?:清晰|清楚|健康|正常)",
         ),
     ],
     "Edema": [
@@ -630,7 +634,7 @@ ZH_PHRASES: dict[str, list[tuple[str, str]]] = {
         (NEGATED_ONLY, r"(?:急性)?骨(?:质|骼|性)(?:结构)?(?:的)?(?:异常|破坏|病变)"),
         (
             NORMAL,
-            rf"骨(?:质|骼|性)(?:结构)?(?:(?!骨折|疏松)[^{_ZH_STOP}]){{0,10}}?"
+            rf"骨(?:质|骼|性)(?:结构)?(?:(?!骨折|疏松)[^{_ZH_END}]){{0,16}}?"
             r"(?:完整|正常|无异常|未见异常|没有(?:什么|任何)?(?:明显的?)?(?:急性)?(?:的)?异常)",
         ),
     ],
@@ -986,10 +990,13 @@ def _find(part: str, rules: _Rules) -> list[_Found]:
 
 
 def _mask(part: str, found: list[_Found]) -> str:
-    """The part with every phrase blanked out, so that cues are never read inside a phrase."""
+    """The part with every phrase blanked out, so that cues are never read inside a phrase. Normal
+    statements stay: their window may span a cue that belongs to other mentions ("X, Y and Z all
+    appeared within normal limits")."""
     chars = list(part)
     for f in found:
-        chars[f.start : f.end] = "#" * (f.end - f.start)
+        if f.kind != NORMAL:
+            chars[f.start : f.end] = "#" * (f.end - f.start)
     return "".join(chars)
 
 
@@ -1017,14 +1024,22 @@ def _cue_after(masked: str, end: int, rules: _Rules) -> int | None:
     """0 or -1 from the first cue after the mention, within its reach."""
     for cue in rules.after.finditer(masked, end):
         between = masked[end : cue.start()]
-        if rules.lang == "en" and "," in between:
-            # "X, Y, or Z is not seen" reaches X; "X in the base, Y is suspected" does not.
-            last = between.rsplit(",", 1)[1]
-            if not re.match(r"\s*(?:and/or|or|and|nor)\b", last):
-                return None
+        if rules.lang == "en" and "," in between and not _is_list(between):
+            return None
         group = cue.lastgroup
         return {"unc": -1, "neg": 0}.get(group)
     return None
+
+
+def _is_list(between: str) -> bool:
+    """English: does the text between a mention and a cue after it only continue a list?
+    "X, Y, or Z is not seen" and "X, Y, Z or W has been ruled out" reach X; "X in the base, Y is
+    suspected" does not."""
+    last = between.rsplit(",", 1)[1]
+    if re.match(r"\s*(?:and/or|or|and|nor)\b", last):
+        return True
+    joined = re.search(r"\b(?:or|and|nor)\b", between)
+    return bool(joined) and not re.sub(r"#+|,|\b(?:and/or|or|and|nor)\b|\s", "", between)
 
 
 def _joined_by_or(masked: str, start: int, end: int, rules: _Rules) -> bool:

@@ -46,7 +46,7 @@ from xrayqwen2vl.eval.chexpert_labeler import (
     _rules,
     label_report,
 )
-from xrayqwen2vl.eval.inputs import InputFileError, _jsonl
+from xrayqwen2vl.eval.inputs import InputFileError, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 SENTENCES = REPO / "tests" / "fixtures" / "labeler_sentences.jsonl"
@@ -122,7 +122,7 @@ def keyword_labels(text: str, lang: str) -> dict[str, int | None]:
 # ---------------------------------------------------------------------------------------- sentence set
 def read_sentences(path: Path) -> list[dict]:
     records = []
-    for n, rec in _jsonl(path):
+    for n, rec in read_jsonl(path):
         unknown = set(rec.get("labels", {})) - set(OBSERVATIONS)
         if not isinstance(rec.get("text"), str) or rec.get("lang") not in ("en", "zh") or unknown:
             raise BadInput(f'{path}:{n}: need "text", "lang" (en/zh) and "labels" over the 14 observations')

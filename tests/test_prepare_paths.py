@@ -108,3 +108,12 @@ def test_symlink_loop_and_nul_byte_skip_their_record(sample_dir, tmp_path):
     assert "HALF" not in reasons  # its other image keeps it
     assert any(u["report"] == "HALF" and "symlink loop" in u["reason"] for u in m["images_not_used"])
     assert m["counts"]["kept"] + m["counts"]["skipped"] == form.inputs + len(bad) + 1
+
+
+def test_symlink_loop_among_the_report_files_skips_that_file(sample_dir, tmp_path):
+    form = make_form("openi", sample_dir, tmp_path / "src", bad=False)
+    os.symlink("9001.xml", form.root / "ecgen-radiology" / "9001.xml")
+    m = run_prepare(form, tmp_path / "out")["openi"]
+    reasons = {s["id"]: s["reason"] for s in m["skipped"]}
+    assert reasons["9001"].startswith("cannot be read")
+    assert m["counts"]["inputs"] == form.inputs + 1

@@ -498,6 +498,11 @@ def prepare_dataset(
     (``options.split`` names it). ``workers`` processes decode the images (not part of the output).
     """
     check_options(options)
+    carried = get_form(options.format).published_split
+    if options.split != "hash" and split_table is None and options.split != carried:
+        raise ValueError(
+            f"--split {options.split}: --format {options.format} records do not carry it; give its file"
+        )
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputFileError(f"{images_dir}: images folder not found")

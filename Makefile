@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv demo test test-fast style quality clean-demo system-deps system-deps-java
 
 help:
+	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch)"
 	@echo "make demo      synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge -> predict (CPU, < 5 min)"
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
@@ -15,15 +16,26 @@ help:
 	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"
 	@echo "apt-get, otherwise make stops at once with the command to run (scripts/system-deps.sh)"
 
+# TORCH_INDEX: PyTorch's wheel index for one CUDA version, e.g. https://download.pytorch.org/whl/cu126
+# for nodes whose NVIDIA driver runs CUDA 12 only. Empty: the PyPI build, which is CUDA 13 (driver
+# 580 or newer). It takes effect when .venv is created: rm -rf .venv to change it.
+TORCH_INDEX ?=
+TORCH_PINS := $(shell sed -nE 's/^ *"(torch|torchvision|torchaudio)==([^"]+)",.*/\1==\2/p' pyproject.toml)
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet $(TORCH_PINS) --index-url $(TORCH_INDEX))
+	echo "$(TORCH_INDEX)" > $(VENV)/.torch-index
 	$(PY) -m pip install --quiet -e ".[dev]"
-	# deepspeed builds against the torch just installed: no build isolation
-	$(PY) -m pip install --quiet --no-build-isolation deepspeed==0.16.9
+	# the deepspeed extra, built against the torch just installed: no build isolation
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev,deepspeed]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+	@if [ -n "$(TORCH_INDEX)" ] && [ "$$(cat $(VENV)/.torch-index 2>/dev/null)" != "$(TORCH_INDEX)" ]; then \
+	  echo "$(VENV) was made with TORCH_INDEX='$$(cat $(VENV)/.torch-index 2>/dev/null)'; for $(TORCH_INDEX): rm -rf $(VENV) && make venv TORCH_INDEX=$(TORCH_INDEX)" >&2; exit 2; fi
+	@$(PY) -c "import torch; print('torch', torch.__version__, '(CUDA', str(torch.version.cuda) + ')')"
 
 demo: system-deps-java $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh

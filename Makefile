@@ -4,33 +4,56 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast style quality clean-demo
+.PHONY: help venv demo test test-fast style quality clean-demo system-deps system-deps-java
 
 help:
+	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch)"
 	@echo "make demo      synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge -> predict (CPU, < 5 min)"
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
 	@echo "make style     format and fix with ruff"
 	@echo "make quality   ruff lint and format check"
+	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"
+	@echo "apt-get, otherwise make stops at once with the command to run (scripts/system-deps.sh)"
+
+# TORCH_INDEX: PyTorch's wheel index for one CUDA version, e.g. https://download.pytorch.org/whl/cu126
+# for nodes whose NVIDIA driver runs CUDA 12 only. Empty: the PyPI build, which is CUDA 13 (driver
+# 580 or newer). It takes effect when .venv is created: rm -rf .venv to change it.
+TORCH_INDEX ?=
+TORCH_PINS := $(shell sed -nE 's/^ *"(torch|torchvision|torchaudio)==([^"]+)",.*/\1==\2/p' pyproject.toml)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
+	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet $(TORCH_PINS) --index-url $(TORCH_INDEX))
+	echo "$(TORCH_INDEX)" > $(VENV)/.torch-index
 	$(PY) -m pip install --quiet -e ".[dev]"
-	# deepspeed builds against the torch just installed: no build isolation
-	$(PY) -m pip install --quiet --no-build-isolation deepspeed==0.16.9
+	# the deepspeed extra, built against the torch just installed: no build isolation
+	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev,deepspeed]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+	@if [ -n "$(TORCH_INDEX)" ] && [ "$$(cat $(VENV)/.torch-index 2>/dev/null)" != "$(TORCH_INDEX)" ]; then \
+	  echo "$(VENV) was made with TORCH_INDEX='$$(cat $(VENV)/.torch-index 2>/dev/null)'; for $(TORCH_INDEX): rm -rf $(VENV) && make venv TORCH_INDEX=$(TORCH_INDEX)" >&2; exit 2; fi
+	@$(PY) -c "import torch; print('torch', torch.__version__, '(CUDA', str(torch.version.cuda) + ')')"
 
-demo: $(STAMP)
+demo: system-deps-java $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash scripts/demo.sh
 
+# System packages beyond .venv, checked before it is built so that a missing one stops make at
+# once: Java (METEOR, in make demo and the tests) and Debian's Chromium (the browser tests).
+# As root with apt-get they are installed; otherwise the script prints the command to run.
+system-deps:
+	@bash scripts/system-deps.sh java chromium
+
+system-deps-java:
+	@bash scripts/system-deps.sh java
+
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: $(STAMP)
+test: system-deps $(STAMP)
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-test-fast: $(STAMP)
+test-fast: system-deps-java $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 style: $(STAMP)

@@ -251,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # One GPU (the figures are per GPU), or the CPU: the wrappers otherwise want the recipe's GPUs.
+    env.setdefault("GPUS", "1" if device == "cuda" else "0")
     bin_dir = shutil.which("llamafactory-cli")
     if not bin_dir:
         ap.error("llamafactory-cli is not on PATH (install the wheels; see doc/benchmarks.md)")

@@ -31,11 +31,12 @@ from xrayqwen2vl.data.formats.openi import read_openi
 from xrayqwen2vl.data.prepare import PrepareOptions, default_workers, prepare_dataset
 from xrayqwen2vl.fileio import atomic_write_bytes
 from xrayqwen2vl.synthetic.images import draw_frontal, draw_lateral
-from xrayqwen2vl.synthetic.sample import _study, report_xml
+from xrayqwen2vl.synthetic.sample import _study, image_ids, report_xml
 
 REPORTS = 3955
 IMAGES = 7470
 SEED = 2024
+NAMING = 2  # the real Open-i naming mix (CXR<n>_IM-<a>-<b>, a few CXR<n>_<k>_IM-…); 1: CXR<n>_1_IM-…
 
 
 def _studies():
@@ -50,8 +51,7 @@ def _studies():
             s.images.pop()
             n -= 1
         elif n < IMAGES and len(s.images) == 1:
-            series = 1000 + s.number
-            s.images.append((f"CXR{s.number}_1_IM-{series:04d}-{1001 + 1000 * len(s.images)}", "lateral"))
+            s.images.append((image_ids(s.number, 2)[1], "lateral"))
             n += 1
         i += 1
     return studies
@@ -76,11 +76,8 @@ def _write_study(args) -> int:
 
 def ensure_collection(cache: Path, workers: int) -> Path:
     marker = cache / "collection.json"
-    if marker.exists() and json.loads(marker.read_text()) == {
-        "reports": REPORTS,
-        "images": IMAGES,
-        "seed": SEED,
-    }:
+    wanted = {"reports": REPORTS, "images": IMAGES, "seed": SEED, "naming": NAMING}
+    if marker.exists() and json.loads(marker.read_text()) == wanted:
         return cache
     xml_dir, png_dir = cache / "ecgen-radiology", cache / "NLMCXR_png"
     xml_dir.mkdir(parents=True, exist_ok=True)
@@ -90,7 +87,7 @@ def ensure_collection(cache: Path, workers: int) -> Path:
     with ProcessPoolExecutor(max_workers=workers) as pool:
         n = sum(pool.map(_write_study, jobs, chunksize=16))
     assert n == IMAGES, n
-    marker.write_text(json.dumps({"reports": REPORTS, "images": IMAGES, "seed": SEED}))
+    marker.write_text(json.dumps(wanted))
     print(
         f"generated {REPORTS} reports, {n} images in {time.perf_counter() - t:.0f} s under {cache}",
         flush=True,

@@ -1,35 +1,42 @@
 #!/usr/bin/env bash
-# LoRA/QLoRA SFT with LLaMA-Factory. Usage: bash scripts/train.sh CONFIG.yaml [key=value ...]
-#
-# Launches through torchrun (FORCE_TORCHRUN=1, LLaMA-Factory's own launcher): DeepSpeed configs
-# need it even on one GPU, and it uses every visible GPU. Set FORCE_TORCHRUN=0 to run a plain
-# single process instead. The launcher reads these variables (defaults in brackets):
-#   NPROC_PER_NODE  processes (GPUs) per node [all visible GPUs]
-#   NNODES          number of nodes [1]        NODE_RANK    this node's rank, 0..NNODES-1 [0]
-#   MASTER_ADDR     address of node 0 [127.0.0.1]   MASTER_PORT  a free port on node 0 [random]
-# Pick GPUs with CUDA_VISIBLE_DEVICES=0,1,2,3.
-#
-# Two nodes with 4 GPUs each (run the same command on both; same repo, data and weights paths):
-#   node 0: NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=4 \
-#             bash scripts/train.sh configs/train_lora/qwen2vl_7b_lora_sft.yaml
-#   node 1: NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 NPROC_PER_NODE=4 \
-#             bash scripts/train.sh configs/train_lora/qwen2vl_7b_lora_sft.yaml
-# (10.0.0.1 stands for node 0's address.) 8 GPUs double the samples per step; to keep the
-# recipe's 256, add gradient_accumulation_steps=4.
-# Resume an interrupted run: add resume_from_checkpoint=saves/<run>/checkpoint-<step>.
+# LoRA/QLoRA SFT with LLaMA-Factory: a preflight (xrayqwen2vl check), then llamafactory-cli train.
+usage() {
+  cat <<'USAGE'
+usage: bash scripts/train.sh CONFIG.yaml [key=value ...]
+       bash scripts/train.sh --help
+
+Checks the setup in about a second (xrayqwen2vl check: weights, data and images, DeepSpeed JSON,
+output folder, GPUs, driver, bf16, packages; each problem one line that says what to do), then runs
+llamafactory-cli train CONFIG.yaml key=value ... on the GPUs the recipe is written for. The first
+line says where it runs and the global batch it really uses, e.g.
+  configs/train_lora/qwen2vl_7b_lora_sft.yaml: 4 GPUs (CUDA_VISIBLE_DEVICES=0,1,2,3), torchrun,
+  4 processes: 4 × batch 8 × accumulation 8 = 256 samples per optimizer step
+
+GPUs: the config's '# GPUs: N' line (4 for the 7B recipes, 1 for the 2B and QLoRA ones); the run
+gets the first N GPUs of CUDA_VISIBLE_DEVICES if you set it, else of those nvidia-smi lists, and
+the others are hidden (LLaMA-Factory would otherwise start one process per visible GPU).
+Environment (defaults in brackets):
+  GPUS=N          GPUs per node for this run [the config's '# GPUs: N']; GPUS=0 runs on the CPU
+  CUDA_VISIBLE_DEVICES=0,1,...  the GPUs to choose from [all that nvidia-smi lists]
+  NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT  several nodes: LLaMA-Factory's launcher reads them
+                  [1, 0, 127.0.0.1, a free port]; GPUS is then the GPUs per node
+  XRAYQWEN2VL_CHECK=warn  report failed checks as warnings and start anyway
+The launch: torchrun when the run has more than one process or a DeepSpeed config (DeepSpeed needs
+the launcher even on one GPU), else one plain process.
+
+Examples:
+  bash scripts/train.sh configs/train_lora/qwen2vl_7b_lora_sft.yaml
+  GPUS=2 bash scripts/train.sh configs/train_lora/qwen2vl_7b_lora_sft.yaml gradient_accumulation_steps=16
+  CUDA_VISIBLE_DEVICES=2 bash scripts/train.sh configs/train_lora/qwen2vl_2b_lora_sft.yaml
+  # two nodes with 4 GPUs each (the same command on both; 10.0.0.1 is node 0's address):
+  NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 MASTER_PORT=29500 \
+    bash scripts/train.sh configs/train_lora/qwen2vl_7b_lora_sft.yaml gradient_accumulation_steps=4
+  # resume: add resume_from_checkpoint=saves/<run>/checkpoint-<step>
+See doc/gpu-quickstart.md.
+USAGE
+}
 set -euo pipefail
-if [ $# -lt 1 ]; then
-  echo "usage: bash scripts/train.sh CONFIG.yaml [key=value ...]" >&2
-  exit 2
-fi
-if [ ! -f "$1" ]; then
-  echo "scripts/train.sh: error: $1: config file not found" >&2
-  exit 2
-fi
-export FORCE_TORCHRUN="${FORCE_TORCHRUN:-1}"
-# LLaMA-Factory counts accelerators for NPROC_PER_NODE; with none (a CPU-only machine, the tests)
-# it would start 0 processes, so run one. Set NPROC_PER_NODE yourself on non-NVIDIA accelerators.
-if [ -z "${NPROC_PER_NODE:-}" ] && ! nvidia-smi -L >/dev/null 2>&1; then
-  export NPROC_PER_NODE=1
-fi
-exec llamafactory-cli train "$@"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/preflight.sh
+. "$here/preflight.sh"
+preflight_and_launch train usage "$@"

@@ -9,8 +9,11 @@ sample prepared under the same dataset names, and change only what a CPU needs:
 - ``quantization_bit=null`` (QLoRA only): bitsandbytes 4-bit loading needs CUDA;
 - ``enable_liger_kernel=false`` (the fast recipe): LLaMA-Factory refuses the key unless
   liger-kernel is installed, and liger-kernel's Triton kernels need a CUDA GPU;
+- ``GPUS=0`` in the wrappers' environment: run on the CPU, one process (the preflight would
+  otherwise want the recipe's GPUs);
 - DeepSpeed stays on: ZeRO-2 and ZeRO-3 offload run on CPU through torchrun with the gloo backend
-  (``scripts/train.sh`` sets ``FORCE_TORCHRUN=1``, as on a GPU node).
+  (``scripts/train.sh`` launches a DeepSpeed config through torchrun even for one process, as on a
+  GPU node).
 
 Everything else that differs only keeps the runs short: ``max_steps=2``, batch 2, no gradient
 accumulation, ``max_samples=8``, one preprocessing worker (``SHORT_RUN``).
@@ -32,9 +35,11 @@ TRAIN_DIRS = ("train_lora", "train_qlora")
 CPU_OVERRIDES = {"bf16": "false"}
 CPU_OVERRIDES_QUANTIZED = {"quantization_bit": "null"}
 CPU_OVERRIDES_LIGER = {"enable_liger_kernel": "false"}
-# Training configs that are a faster way to train another run: they write that run's adapter
-# folder and share its merge/inference/predict configs; only SPEED_KEYS may differ.
-VARIANTS = {"qwen2vl_7b_lora_sft_fast": "qwen2vl_7b_lora_sft"}
+# Training configs that are a faster way to train another run: only SPEED_KEYS and output_dir may
+# differ. Each writes a folder of its own (here: its adapter folder), so it never replaces the
+# run's adapter; the run's merge/inference/predict configs apply to it with the overrides its
+# header gives (adapter_name_or_path=its folder, and an export_dir/output_dir of its own).
+VARIANTS = {"qwen2vl_7b_lora_sft_fast": ("qwen2vl_7b_lora_sft", "saves/qwen2vl_7b/lora/sft_fast")}
 SPEED_KEYS = {
     "enable_liger_kernel",
     "disable_gradient_checkpointing",
@@ -115,7 +120,7 @@ def run_script(script: str, config: Path, *overrides: str, env: dict | None = No
     """``bash scripts/SCRIPT CONFIG key=value …`` (the wrappers users run), offline."""
     import subprocess
 
-    full_env = {**os.environ, **OFFLINE_ENV, **(env or {})}
+    full_env = {**os.environ, **OFFLINE_ENV, "GPUS": "0", **(env or {})}
     full_env["PATH"] = f"{Path(tool('llamafactory-cli')).parent}{os.pathsep}{full_env.get('PATH', '')}"
     proc = subprocess.run(
         ["bash", str(REPO / "scripts" / script), str(config), *overrides],

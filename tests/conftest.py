@@ -90,3 +90,33 @@ def prepared_dir(sample_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
     prepare_sample(sample_dir, out, "demo")
     return out
+
+
+@pytest.fixture(scope="session")
+def login_web(tiny_model_dir, sample_dir, tmp_path_factory):
+    """`xrayqwen2vl web` on its default host with a login (XRAYQWEN2VL_WEB_AUTH) and an examples
+    folder (a PNG, and a DICOM without identifying tags), started once for the fast login test
+    (test_web.py) and the login page in the browser (test_web_browser.py)."""
+    from web_support import dicom_from_png, free_port, server
+
+    root = tmp_path_factory.mktemp("login-web")
+    examples = root / "examples"
+    examples.mkdir()
+    png = sorted((sample_dir / "NLMCXR_png").glob("*.png"))[0]
+    (examples / "example-1.png").write_bytes(png.read_bytes())
+    dicom_from_png(png, examples / "example-2.dcm", phi=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [tool("xrayqwen2vl"), "web", "--model", str(tiny_model_dir), "--port", str(port)]
+    args += ["--max-new-tokens", "4", "--examples", str(examples)]
+    env = {"XRAYQWEN2VL_WEB_AUTH": "reader:pw-7f3k", "GRADIO_TEMP_DIR": str(root / "gradio")}
+    with server(args, root / "server.log", url, env=env) as proc:
+        yield {
+            "url": url,
+            "port": port,
+            "pid": proc.pid,
+            "log": root / "server.log",
+            "user": "reader",
+            "password": "pw-7f3k",
+            "examples": examples,
+        }

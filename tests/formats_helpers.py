@@ -84,28 +84,31 @@ class Form:
         self.expect_skip: dict[str, str] = {}
         self.expect_kept: set[str] = set()
         self.expect_unused: set[tuple[str, str]] = set()
+        self.expect_notes: dict[str, str] = {}  # id -> note kind, for records kept with a note
         self.inputs = 0
         self.images_listed = 0  # images named by readable records, for image accounting
 
-    def args(self, out: Path, *extra: str) -> list[str]:
+    def given(self) -> dict[str, str]:
+        """The form's inputs as the registry's readers take them (dest -> path)."""
         r = self.root
-        a = {
-            "openi": ["--reports-dir", r / "ecgen-radiology", "--images-dir", r / "NLMCXR_png"],
-            "kaggle": [
-                "--reports-csv",
-                r / "indiana_reports.csv",
-                "--projections-csv",
-                r / "indiana_projections.csv",
-                "--images-dir",
-                r / "images_normalized",
-            ],
-            "r2gen": ["--annotation", r / "annotation.json", "--images-dir", r / "images"],
-            "xrayglm": ["--captions", r / "openi-en.json", "--images-dir", r / "images"],
+        files = {
+            "openi": {"reports_dir": r / "ecgen-radiology", "images_dir": r / "NLMCXR_png"},
+            "kaggle": {
+                "reports_csv": r / "indiana_reports.csv",
+                "projections_csv": r / "indiana_projections.csv",
+                "images_dir": r / "images_normalized",
+            },
+            "r2gen": {"annotation": r / "annotation.json", "images_dir": r / "images"},
+            "xrayglm": {"captions": r / "openi-en.json", "images_dir": r / "images"},
         }[self.fmt]
-        return ["prepare", "--format", self.fmt, *map(str, a), "--out", str(out), "--quiet", *extra]
+        return {k: str(v) for k, v in files.items()}
+
+    def args(self, out: Path, *extra: str) -> list[str]:
+        a = [x for k, v in self.given().items() for x in ("--" + k.replace("_", "-"), v)]
+        return ["prepare", "--format", self.fmt, *a, "--out", str(out), "--quiet", *extra]
 
     def images_dir(self) -> Path:
-        return self.root / {"openi": "NLMCXR_png", "kaggle": "images_normalized"}.get(self.fmt, "images")
+        return Path(self.given()["images_dir"])
 
 
 def make_form(fmt: str, sample_dir: Path, root: Path, bad: bool = True) -> Form:
@@ -278,7 +281,8 @@ def _xrayglm(form: Form, real_png: Path, bad: bool) -> None:
     anns.append({"image_id": f"{first}_1", "caption": anns[0]["caption"]})  # the same image twice
     form.expect_skip[first] = "image_id appears twice"
     anns += [{"image_id": "DIFF_1", "caption": "One text."}, {"image_id": "DIFF_2", "caption": "Another."}]
-    form.expect_skip["DIFF"] = "different captions"
+    form.expect_kept.add("DIFF")  # kept with the first entry's caption, the variant noted
+    form.expect_notes["DIFF"] = "images carry different captions"
     anns.append({"image_id": "U_1", "caption": "Heart MARK size."})
     form.expect_skip["U_1"] = "undecodable text in caption"
     anns.append({"image_id": "I_1", "caption": "See <image> here."})
@@ -306,6 +310,21 @@ def load_samples(out: Path, name: str) -> dict[str, list[dict]]:
         s: json.loads((out / f"{name}_{s}.json").read_text(encoding="utf-8"))
         for s in ("train", "val", "test")
     }
+
+
+def study_key(fmt: str, report_id: str) -> str:
+    """The Indiana report number "CXR<n>" of a report id in ``fmt``, by the documented rule
+    (written out here, not taken from the code under test); other ids are their own key."""
+    import re
+
+    pattern = {
+        "openi": r"CXR(\d+)",
+        "kaggle": r"(\d+)",
+        "xrayglm": r"(?:CXR)?(\d+)",
+        "r2gen": r"CXR(\d+)_(?:\d+_)?IM-\d+(?:-\d+)?",
+    }[fmt]
+    m = re.fullmatch(pattern, report_id)
+    return f"CXR{int(m.group(1))}" if m else report_id
 
 
 def report_id(sample: dict, views: str) -> str:

@@ -42,11 +42,17 @@ def command_line(path: Path) -> str:
     return first[len("# Command: ") :]
 
 
+WRAPPER_JOB = {"scripts/train.sh": "train", "scripts/predict.sh": "train", "scripts/merge.sh": "export"}
+
+
 def job_of(path: Path) -> str:
     """train / export / infer, from the command the config's first line gives."""
     cmd = command_line(path)
     if "xrayqwen2vl report" in cmd:
         return "infer"
+    for script, job in WRAPPER_JOB.items():
+        if cmd.startswith(f"bash {script} "):
+            return job
     m = re.search(r"llamafactory-cli (train|export|api|chat|webchat) ", cmd)
     assert m, f"{rel(path)}: no llamafactory-cli job in its command line: {cmd}"
     return {"train": "train", "export": "export"}.get(m.group(1), "infer")
@@ -280,21 +286,43 @@ def test_liger_without_the_package_is_refused(tiny_model_dir, monkeypatch):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_fast_variant_changes_only_speed_settings(variant):
     """A variant trains the same run: same keys and values but SPEED_KEYS, the same samples per
-    optimizer step, and the same output folder (so its run's derived configs apply)."""
+    optimizer step, and a folder of its own (never the run's adapter folder)."""
+    base_run, folder = VARIANTS[variant]
     fast = load(CONFIGS / "train_lora" / f"{variant}.yaml")
-    base = load(_train_config_for(VARIANTS[variant]))
+    base = load(_train_config_for(base_run))
     differing = {k for k in set(fast) | set(base) if fast.get(k) != base.get(k)}
-    assert differing <= SPEED_KEYS, f"{variant} changes {sorted(differing - SPEED_KEYS)}"
-    assert differing, f"{variant} is identical to {VARIANTS[variant]}"
+    assert differing - {"output_dir"} <= SPEED_KEYS, f"{variant} changes {sorted(differing - SPEED_KEYS)}"
+    assert differing - {"output_dir"}, f"{variant} is identical to {base_run}"
 
     def per_step(c):
         return c["per_device_train_batch_size"] * c["gradient_accumulation_steps"]
 
     assert per_step(fast) == per_step(base)
-    assert fast["output_dir"] == base["output_dir"]
-    header = (CONFIGS / "train_lora" / f"{variant}.yaml").read_text(encoding="utf-8")
+    assert fast["output_dir"] == folder != base["output_dir"]
+    header = (CONFIGS / "train_lora" / f"{variant}.yaml").read_text(encoding="utf-8").split("### model")[0]
     for key in differing:
-        assert key in header.split("### model")[0], f"{key} is not explained in the header"
+        assert key in header, f"{key} is not explained in the header"
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_fast_variant_header_gives_merge_predict_and_report_for_its_folder(variant):
+    """The header's commands are the base run's configs pointed at the variant's adapter, each
+    writing a folder that no config writes."""
+    base_run, folder = VARIANTS[variant]
+    header = (CONFIGS / "train_lora" / f"{variant}.yaml").read_text(encoding="utf-8").split("### model")[0]
+    text = re.sub(r"\\\n#\s*", " ", header)  # join the continued lines
+    commands = re.findall(r"#\s+(bash scripts/\S+ \S+.*|xrayqwen2vl report .*)", text)
+    assert len(commands) == 3, commands
+    writers = {load(p).get("export_dir") or load(p).get("output_dir") for p in REAL}
+    for cmd in commands:
+        words = cmd.split()
+        config = next(w for w in words if w.startswith("configs/"))
+        assert Path(config).stem == base_run and (REPO / config).is_file(), cmd
+        assert f"adapter_name_or_path={folder}" in words or f"--adapter {folder}" in cmd, cmd
+        outputs = [w.split("=", 1)[1] for w in words if w.startswith(("export_dir=", "output_dir="))]
+        assert all(o not in writers for o in outputs), cmd
+        if "report" not in cmd:
+            assert outputs, f"{cmd}: would write the base run's folder"
 
 
 @pytest.mark.parametrize("run", BASE_RUNS)
@@ -385,3 +413,27 @@ def test_quickstart_names_only_existing_configs_and_scripts():
     ]
     positions = [text.index(s) for s in steps]
     assert positions == sorted(positions)
+
+
+GPU_JOBS = [p for p in REAL if p.parent.name in ("train_lora", "train_qlora", "predict")]
+
+
+@pytest.mark.parametrize("path", GPU_JOBS, ids=ids(GPU_JOBS))
+def test_gpus_line_gives_the_count_the_hardware_line_names(path):
+    """The wrappers give a run the GPUs of its '# GPUs: N' line (recipes/gpus.py); it must be the
+    count the header's hardware line is written for, and the samples per step it states must be
+    N × batch × accumulation."""
+    from xrayqwen2vl.recipes.config import load_recipe
+
+    recipe = load_recipe(path)
+    text = "\n".join(recipe.header)
+    hardware = re.search(r"# Hardware: (\w+)", text).group(1)
+    assert recipe.gpus == {"4": 4, "one": 1}[hardware], (
+        f"{rel(path)}: GPUs {recipe.gpus} vs Hardware: {hardware}"
+    )
+    if path.parent.name != "predict":
+        cfg = recipe.values
+        total = recipe.gpus * cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"]
+        assert f"{total} samples per step" in text.replace("\n# ", " "), (
+            f"{rel(path)}: {total} per step not stated"
+        )

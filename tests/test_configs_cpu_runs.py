@@ -65,7 +65,10 @@ def test_training_config_runs_two_steps_on_cpu(config, tiny_model_dir, data_dir,
     results = json.loads((out / "all_results.json").read_text())
     assert "eval_loss" in results, "the eval_dataset (openi_val) was not evaluated"
     log = (out.parent / "train.log").read_text()
-    assert "distributed training: True" in log, "scripts/train.sh did not launch through torchrun"
+    # GPUS=0: one process; torchrun only for DeepSpeed, which needs its launcher.
+    launched = "distributed training: True" in log
+    assert launched == ("deepspeed" in cfg), "scripts/train.sh chose the wrong launch"
+    assert log.startswith(f"{rel(config)}: CPU (GPUS=0), "), log[:300]
     if "deepspeed" in cfg:
         # DeepSpeed's own checkpoint layout: the engine really ran with our JSON.
         assert (out / "checkpoint-2" / "global_step2").is_dir()

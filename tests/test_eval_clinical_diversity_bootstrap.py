@@ -1,4 +1,5 @@
-"""Clinical P/R/F1, diversity and the paired bootstrap on hand-computed cases."""
+"""Clinical P/R/F1, the best constant report, diversity, verdicts and the paired bootstrap on
+hand-computed cases."""
 
 from __future__ import annotations
 
@@ -15,8 +16,15 @@ from xrayqwen2vl.eval.bootstrap import (
     point_estimates,
 )
 from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS
-from xrayqwen2vl.eval.clinical import clinical_metrics, positive_matrix
+from xrayqwen2vl.eval.clinical import best_constant, clinical_metrics, positive_matrix
 from xrayqwen2vl.eval.diversity import distinct_n, diversity_metrics
+from xrayqwen2vl.eval.verdicts import (
+    add_warning,
+    baseline_warning,
+    collapse_check,
+    collapse_warning,
+    warning_lines,
+)
 
 
 def _labels(**values):
@@ -114,3 +122,42 @@ def test_paired_comparison_significance():
     assert all(r["difference"] == 0 and r["p_value"] == 1.0 for r in same.values())
     with pytest.raises(ValueError, match="same test set"):
         paired_comparison(good, _table(rng, 10, 0.5))
+
+
+def test_best_constant_report_hand_computed():
+    # 10 studies: Cardiomegaly in 4 references, Pleural Effusion in 1, no other of the five: P = 5.
+    refs = [_labels(Cardiomegaly=1)] * 3 + [_labels(Cardiomegaly=1, Pleural_Effusion=1)] + [_labels()] * 6
+    ref_pos = positive_matrix(refs)
+    best = best_constant(ref_pos)
+    # claim {Cardiomegaly}: 2*4 / (1*10 + 5) = 0.533; claim both: 2*5 / (2*10 + 5) = 0.4
+    assert best == {"F1": pytest.approx(8 / 15), "claims": ["Cardiomegaly"]}
+    constant = positive_matrix([_labels(Cardiomegaly=1)] * 10)
+    assert clinical_metrics(constant, ref_pos)["micro-5"]["F1"] == pytest.approx(8 / 15)
+    assert best_constant(positive_matrix([_labels()] * 3)) == {"F1": 0.0, "claims": []}
+
+
+def test_collapse_and_baseline_verdicts():
+    varied = {"distinct": 9, "distinct_share": 0.9, "most_frequent_count": 2, "most_frequent_share": 0.2}
+    check = collapse_check(varied, 10)  # 2 of 10 is the 20% threshold itself
+    assert check["collapsed"] and check["reasons"] == [
+        "the most frequent prediction is written for 2 of 10 studies (20.0% >= 20%)"
+    ]
+    tiny = {"distinct": 2, "distinct_share": 1.0, "most_frequent_count": 1, "most_frequent_share": 0.5}
+    assert not collapse_check(tiny, 2)["collapsed"]  # two different reports for two studies
+    same = {"distinct": 1, "distinct_share": 0.5, "most_frequent_count": 2, "most_frequent_share": 1.0}
+    assert len(collapse_check(same, 2)["reasons"]) == 1  # 50% distinct is not < 50%
+    assert collapse_warning(collapse_check(varied, 10), "x").startswith("mode collapse: the most frequent")
+    assert collapse_warning(collapse_check(tiny, 2), "x") is None
+
+    best = {"F1": 0.3, "claims": ["Cardiomegaly", "Pleural Effusion"]}
+    h = {"metric": "CE micro-5 F1", "value": 0.0, "constant_baseline": 0.0, "best_constant": best}
+    assert "0.000 of writing the most common reference" in baseline_warning(h)
+    h["value"] = 0.2
+    assert "0.300 of one report claiming Cardiomegaly and Pleural Effusion" in baseline_warning(h)
+    h["value"] = 0.31
+    assert baseline_warning(h) is None
+    h.update(value=0.0, best_constant={"F1": 0.0, "claims": []})  # no positives to find: no verdict
+    assert baseline_warning(h) is None
+    metrics: dict = {}
+    add_warning(metrics, "kind: text")
+    assert warning_lines(metrics) == ["WARNING: kind: text"] and metrics == {"warnings": ["kind: text"]}

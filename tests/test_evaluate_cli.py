@@ -23,6 +23,21 @@ def _write_predictions(path, samples, predicted):
     )
 
 
+def _write_pairs(path, predicted, references):
+    """A generated_predictions.jsonl of (predict, label) pairs."""
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": "", "predict": p, "label": r}) + "\n"
+            for p, r in zip(predicted, references, strict=True)
+        )
+    )
+    return path
+
+
+def _evaluate(predictions, out, *extra) -> int:
+    return main(["evaluate", "--predictions", str(predictions), "--out", str(out), *extra])
+
+
 @pytest.fixture(scope="module")
 def test_split(prepared_dir):
     return prepared_dir / "demo_test.json"
@@ -66,6 +81,10 @@ def test_evaluate_writes_metrics_per_sample_and_report(tmp_path, test_split, cap
     assert "R2Gen" in metrics["normalisation"] and "uncertain" in metrics["clinical"]["convention"]
     assert set(metrics["clinical"]["per_observation"]) == set(OBSERVATIONS)
     assert metrics["diversity"]["predictions"]["distinct"] == len(set(predicted))
+    assert metrics["diversity"]["collapse"]["collapsed"] is False
+    assert not any(w.startswith("mode collapse") for w in metrics["warnings"])
+    assert printed.index("HEADLINE CE micro-5 F1") < printed.index("BLEU-1")  # the headline comes first
+    assert metrics["headline"]["value"] == metrics["clinical"]["micro-5"]["F1"]
     rows = [json.loads(line) for line in (out / "per_sample.jsonl").read_text().splitlines()]
     assert len(rows) == len(samples)
     assert rows[0]["images"] == samples[0].images and rows[0]["scores"]["BLEU-4"] == pytest.approx(1.0)
@@ -133,8 +152,8 @@ def test_evaluate_zh_segments_and_labels(tmp_path):
     "content,message",
     [
         (
-            '{"prompt": "", "predict": "a", "label": "b"}\n{"predict": "a", "label": \n',
-            "{path}:2: not valid JSON",
+            '{"prompt": "", "predict": "a", "label": "b"}\n{"prompt": "", "predict": "a", "label": \n',
+            "{path}:2: not valid JSON (Expecting value at column 41)",  # the newline is not column 1 of line 3
         ),
         ('{"prompt": "", "predict": "a"}\n', '{path}:1: missing "label"'),
         ('{"prompt": "", "predict": 3, "label": "b"}\n', '{path}:1: "predict" must be a string'),
@@ -149,6 +168,145 @@ def test_evaluate_bad_predictions_name_file_and_line(tmp_path, capsys, content, 
     err = capsys.readouterr().err.strip()
     assert message.format(path=path) in err and len(err.splitlines()) == 1
     assert not (tmp_path / "e" / "metrics.json").exists()
+
+
+def test_evaluate_bad_encoding_names_file_line_and_column(tmp_path, capsys, test_split):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(
+        b'{"prompt": "", "predict": "a", "label": "b"}\n{"prompt": "", "predict": "caf\xe9", "label": "b"}\n'
+    )
+    assert main(["evaluate", "--predictions", str(path), "--out", str(tmp_path / "e")]) == 2
+    assert f"{path}:2: not UTF-8 (byte 0xe9 at column 31)" in capsys.readouterr().err
+    # the dataset of --images-from: one JSON document, the line counted from the start
+    samples = read_dataset(test_split)
+    preds = tmp_path / "p.jsonl"
+    _write_predictions(preds, samples, [s.report for s in samples])
+    data = test_split.read_bytes().split(b"\n")
+    data[2] = data[2].replace(b'"', b'"\xff', 1)
+    bad = tmp_path / "bad_test.json"
+    bad.write_bytes(b"\n".join(data))
+    assert (
+        main(
+            ["evaluate", "--predictions", str(preds), "--out", str(tmp_path / "e"), "--images-from", str(bad)]
+        )
+        == 2
+    )
+    assert f"{bad}:3: not UTF-8 (byte 0xff" in capsys.readouterr().err
+
+
+def test_evaluate_empty_predictions(tmp_path, capsys):
+    refs = ["The heart is normal.", "No effusion."]
+    path = _write_pairs(tmp_path / "p.jsonl", ["", ""], refs)
+    assert _evaluate(path, tmp_path / "e") == 2
+    assert f'{path}: every "predict" is empty (2 lines)' in capsys.readouterr().err
+    _write_pairs(path, ["The heart is normal.", ""], refs)
+    assert _evaluate(path, tmp_path / "e", "--bootstrap", "0") == 0
+    assert "WARNING: empty predictions: 1 of 2 predictions are empty (line 2)" in capsys.readouterr().out
+
+
+def test_evaluate_unwritable_out_fails_before_the_work(tmp_path, capsys):
+    path = _write_pairs(tmp_path / "p.jsonl", ["No effusion."], ["No effusion."])
+    a_file = tmp_path / "taken"
+    a_file.write_text("not a folder")
+    for out, message in ((a_file, "exists and is not a folder"), (a_file / "eval", "cannot write there")):
+        assert _evaluate(path, out) == 2
+        captured = capsys.readouterr()
+        assert f"{out}: {message}" in captured.err and len(captured.err.splitlines()) == 1
+        assert captured.out == ""  # nothing was scored
+
+
+def _synthetic_reports(n: int, seed: int) -> list[str]:
+    from xrayqwen2vl.data.text import build_target
+    from xrayqwen2vl.synthetic.text import choose_findings, write_report
+
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        r = write_report(choose_findings(rng), rng)["en"]
+        out.append(build_target(r["findings"], r["impression"]))
+    return out
+
+
+NORMAL = (
+    "Findings: The heart size is normal. The lungs are clear. No pleural effusion or pneumothorax. "
+    "Impression: No acute cardiopulmonary abnormality."
+)
+
+
+def test_a_constant_report_is_flagged_and_cannot_win_the_headline(tmp_path, capsys):
+    # 40 studies; as in IU X-ray, one normal report is the reference of many (10) of them
+    refs = _synthetic_reports(30, seed=3) + [NORMAL] * 10
+    random.Random(1).shuffle(refs)
+    constant = _write_pairs(tmp_path / "constant.jsonl", [NORMAL] * len(refs), refs)
+    out = tmp_path / "constant"
+    assert _evaluate(constant, out, "--bootstrap", "100") == 0
+    printed = capsys.readouterr().out
+    assert "WARNING: mode collapse: the most frequent prediction is written for 40 of 40 studies" in printed
+    assert "WARNING: no better than a constant report: CE micro-5 F1 0.000" in printed
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["diversity"]["collapse"]["collapsed"] is True
+    assert m["warnings"][0].startswith("mode collapse: ") and len(m["warnings"]) == 2
+    base = m["constant_baseline"]
+    assert base["report"] == NORMAL and base["count"] == 10
+    for key in ("BLEU-4", "METEOR", "ROUGE-L", "CIDEr"):  # the model *is* the constant report here
+        assert m[key] == pytest.approx(base[key]), key
+    assert m["clinical"]["micro-14"]["F1"] == pytest.approx(base["clinical"]["micro-14"]["F1"])
+    # "No Finding" hands a constant normal report micro-14 F1; the headline gives it nothing
+    assert m["clinical"]["micro-14"]["F1"] > 0.3 and m["headline"]["value"] == 0.0
+    assert m["headline"]["metric"] == "CE micro-5 F1" and m["headline"]["constant_baseline"] == 0.0
+    html = (out / "report.html").read_text()
+    assert html.index("id='warnings'") < html.index("id='metrics'") and "mode collapse" in html
+
+    # for CI: the same run fails with status 3, still writing everything
+    again = tmp_path / "again"
+    assert _evaluate(constant, again, "--bootstrap", "0", "--fail-on-collapse") == 3
+    assert (again / "metrics.json").exists() and (again / "report.html").exists()
+
+    # real reports for the wrong studies score on the headline, where the constant report cannot;
+    # the 10 copies of the normal reference, shuffled in, still cover 25% of the studies: flagged
+    shuffled = refs[:]
+    random.Random(2).shuffle(shuffled)
+    assert (
+        _evaluate(
+            _write_pairs(tmp_path / "shuffled.jsonl", shuffled, refs), tmp_path / "v", "--bootstrap", "0"
+        )
+        == 0
+    )
+    v = json.loads((tmp_path / "v" / "metrics.json").read_text())
+    # 10 identical normal references shuffled in: the most frequent prediction covers 25% of studies
+    assert v["diversity"]["collapse"]["collapsed"] is True and "distinct" not in " ".join(
+        v["diversity"]["collapse"]["reasons"]
+    )
+    assert v["headline"]["value"] > 0 and v["headline"]["constant_baseline"] == 0.0
+
+
+def test_a_varied_run_has_no_collapse_warning(tmp_path, capsys):
+    refs = _synthetic_reports(30, seed=4)
+    preds = refs[1:] + refs[:1]  # every study gets the next study's report
+    path = _write_pairs(tmp_path / "p.jsonl", preds, refs)
+    assert _evaluate(path, tmp_path / "e", "--bootstrap", "0", "--fail-on-collapse") == 0
+    assert "mode collapse" not in capsys.readouterr().out
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert m["diversity"]["collapse"] == {
+        "collapsed": False,
+        "thresholds": {"most_frequent_share": 0.2, "distinct_share": 0.5},
+        "reasons": [],
+    }
+
+
+def test_section_headers_are_stripped_unless_kept(tmp_path):
+    refs = _synthetic_reports(6, seed=5)
+    bare = [r.replace("Findings: ", "").replace("Impression: ", "") for r in refs]
+    path = _write_pairs(tmp_path / "p.jsonl", bare, refs)
+    results = {}
+    for name, extra in (("stripped", []), ("kept", ["--keep-headers"])):
+        out = tmp_path / name
+        assert _evaluate(path, out, "--bootstrap", "0", "--no-html", *extra) == 0
+        results[name] = json.loads((out / "metrics.json").read_text())
+    assert results["stripped"]["BLEU-4"] == pytest.approx(1.0)
+    assert results["kept"]["BLEU-4"] < 0.99
+    assert "removed before scoring" in results["stripped"]["section_headers"]
+    assert "kept" in results["kept"]["section_headers"]
 
 
 def test_evaluate_rejects_a_dataset_that_does_not_match(tmp_path, test_split, capsys):

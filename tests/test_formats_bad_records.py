@@ -12,6 +12,7 @@ from formats_helpers import FORMATS, ODD_IMAGES, load_samples, make_form, run_pr
 from PIL import Image
 
 from xrayqwen2vl.cli import main as cli_main
+from xrayqwen2vl.data.formats.registry import get_form
 
 
 @pytest.fixture(scope="module", params=FORMATS)
@@ -52,6 +53,9 @@ def test_injected_records_have_their_reason(prepared_bad):
     samples = load_samples(out, form.fmt)
     kept_ids = {s["id"] for split in samples.values() for s in split}
     assert form.expect_kept <= kept_ids
+    notes = {(n["id"], n["note"].split(" (")[0]) for n in m["notes"]}
+    assert set(form.expect_notes.items()) <= notes
+    assert sum(m["counts"]["notes"].values()) == len(m["notes"])
 
 
 def test_images_resolve_inside_and_odd_modes_become_rgb(prepared_bad):
@@ -89,22 +93,7 @@ def test_image_accounting(prepared_bad):
 def _images_listed_by_kept(form, out) -> int:
     samples = load_samples(out, form.fmt)
     kept = {s["id"] for split in samples.values() for s in split}
-    if form.fmt == "openi":
-        from xrayqwen2vl.data.formats.openi import read_openi
-
-        recs = read_openi(form.root / "ecgen-radiology")
-    elif form.fmt == "kaggle":
-        from xrayqwen2vl.data.formats.kaggle import read_kaggle
-
-        recs = read_kaggle(form.root / "indiana_reports.csv", form.root / "indiana_projections.csv")
-    elif form.fmt == "r2gen":
-        from xrayqwen2vl.data.formats.r2gen import read_r2gen
-
-        recs = read_r2gen(form.root / "annotation.json")
-    else:
-        from xrayqwen2vl.data.formats.xrayglm import read_xrayglm
-
-        recs = read_xrayglm(form.root / "openi-en.json")
+    recs = get_form(form.fmt).read(form.given())
     seen, n = set(), 0
     for r in recs:
         if hasattr(r, "images") and r.id in kept and r.id not in seen:

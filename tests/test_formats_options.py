@@ -132,9 +132,9 @@ def test_zh_without_translations_is_an_error(forms, tmp_path, capsys):
     assert "--translations" in capsys.readouterr().err
 
 
-def test_r2gen_split_needs_r2gen_format(forms, tmp_path, capsys):
+def test_r2gen_split_needs_the_annotation(forms, tmp_path, capsys):
     assert cli_main(forms["openi"].args(tmp_path, "--split", "r2gen")) == 2
-    assert "--format r2gen" in capsys.readouterr().err
+    assert "--split r2gen with --format openi needs --annotation" in capsys.readouterr().err
 
 
 def test_max_pixels_writes_small_rgb_copies(forms, tmp_path):

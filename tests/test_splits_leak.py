@@ -8,7 +8,7 @@ import json
 import shutil
 
 import pytest
-from formats_helpers import FORMATS, load_samples, make_form, report_id, run_prepare
+from formats_helpers import FORMATS, load_samples, make_form, report_id, run_prepare, study_key
 
 from xrayqwen2vl.data.splits import hash_split
 
@@ -55,7 +55,7 @@ def test_no_report_in_two_splits(fmt, forms, tmp_path):
                 assert all(split_of[i] == s for i in v)
         else:
             for s, v in ids.items():
-                assert all(hash_split(i) == s for i in v)
+                assert all(hash_split(study_key(fmt, i)) == s for i in v)
 
 
 def test_views_follow_truth(sample_dir, forms, tmp_path):
@@ -121,7 +121,7 @@ def test_r2gen_split_can_be_overridden_by_hash(forms, tmp_path):
     m = run_prepare(forms["r2gen"], tmp_path, "--split", "hash")["r2gen"]
     assert m["options"]["split"] == "hash"
     for s, v in load_samples(tmp_path, "r2gen").items():
-        assert all(hash_split(x["id"]) == s for x in v)
+        assert all(hash_split(study_key("r2gen", x["id"])) == s for x in v)
 
 
 def test_ratios_and_seed_change_the_split(forms, tmp_path):
@@ -131,25 +131,32 @@ def test_ratios_and_seed_change_the_split(forms, tmp_path):
     assert b["counts"]["reports"]["train"] < a["train"]
 
 
-@pytest.mark.parametrize("fmt", ["openi", "kaggle"])
-def test_r2gen_split_applied_to_openi_and_kaggle(fmt, sample_dir, forms, tmp_path):
-    """--split r2gen --annotation: the R2Gen test set, with all sections and views of the source."""
+@pytest.mark.parametrize("fmt", ["openi", "kaggle", "xrayglm"])
+def test_r2gen_split_applied_to_the_other_forms(fmt, sample_dir, forms, tmp_path):
+    """--split r2gen --annotation: the R2Gen test set, with all sections and views of the source;
+    every R2Gen study (all three id forms) finds its report."""
     r2 = forms["r2gen"].root / "annotation.json"
     truth = json.loads(r2.read_bytes().decode("utf-8", "replace"))
     split_of = {}
     for k, v in truth.items():
         for e in v:
             if isinstance(e, dict) and e["id"].startswith("CXR"):
-                split_of.setdefault(e["id"], k)
+                split_of.setdefault(study_key("r2gen", e["id"]), k)
     m = run_prepare(forms[fmt], tmp_path, "--split", "r2gen", "--annotation", str(r2))[fmt]
     assert m["counts"]["kept"] + m["counts"]["skipped"] == forms[fmt].inputs
+    # studies the injected bad records of this form take out (a duplicate image_id, ...); a
+    # duplicate report id takes out the second copy only
+    gone = {study_key(fmt, i) for i, why in forms[fmt].expect_skip.items() if why != "duplicate report id"}
+    expected = {k: v for k, v in split_of.items() if k not in gone}
     n = 0
     for s, v in load_samples(tmp_path, fmt).items():
         for x in v:
-            name = x["images"][0].rsplit("/", 1)[1]
-            number = name.removeprefix("CXR").split("_")[0]
-            series = name.split("_IM-")[1].rsplit("-", 1)[0]
-            assert split_of[f"CXR{number}_IM-{series}"] == s
+            assert split_of[study_key(fmt, x["id"])] == s
             n += 1
-    assert n == len(split_of)  # every R2Gen study found its report
-    assert any(s["reason"] == "not in the R2Gen split (--split r2gen)" for s in m["skipped"])
+    assert n == len(expected) >= len(split_of) - 1  # every R2Gen study found its report
+    assert m["counts"]["reports"] == {k: list(expected.values()).count(k) for k in truth}
+    assert m["split"]["studies"] == len(split_of) and m["split"]["matched"] >= len(expected)
+    # the injected duplicate (a train entry again under val) is reported, its first split kept
+    dup = study_key("r2gen", truth["train"][0]["id"])
+    assert m["split"]["listed_under_two_splits"] == [dup] and split_of[dup] == "train"
+    assert any(s["reason"] == "not in the r2gen split (--split r2gen)" for s in m["skipped"])

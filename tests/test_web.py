@@ -3,14 +3,20 @@ an upload before the model sees it, and the synthetic examples."""
 
 from __future__ import annotations
 
+import csv
+import http.cookiejar
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import run_cli, tool
 from PIL import Image
-from web_support import dicom_from_png, huge_png
+from web_support import dicom_from_png, huge_png, listening_addresses
 
+from xrayqwen2vl.data.images import mirror_symmetry
 from xrayqwen2vl.data.records import InputFileError
 from xrayqwen2vl.serve.web import folder_examples, is_loopback, load_views, parse_auth, synthetic_examples
 
@@ -33,6 +39,33 @@ def test_malformed_login_is_refused(tiny_model_dir):
     proc = _web("--model", str(tiny_model_dir), "--host", "0.0.0.0", "--auth", "justauser")
     assert proc.returncode == 2
     assert "--auth: expected USER:PASSWORD" in proc.stderr
+
+
+def _status(opener, url: str, data: dict | None = None) -> tuple[int, str]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    try:
+        with opener.open(url, data=body, timeout=30) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_login_reaches_the_real_server_on_this_machine_only(login_web):
+    """The real `xrayqwen2vl web` on its default host with a login: the kernel shows it listening
+    on 127.0.0.1 alone, and Gradio itself keeps the app and its queue shut until the login is
+    given (were the login never handed to Gradio, /config would answer 200 at once)."""
+    url = login_web["url"]
+    assert listening_addresses(login_web["pid"]) == {("127.0.0.1", login_web["port"])}
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    assert _status(browser, url + "/config")[0] == 401
+    assert _status(browser, url + "/gradio_api/queue/join", {})[0] in (401, 403)
+    assert _status(browser, url + "/login", {"username": login_web["user"], "password": "wrong"})[0] == 400
+    assert _status(browser, url + "/config")[0] == 401
+    login = {"username": login_web["user"], "password": login_web["password"]}
+    assert _status(browser, url + "/login", login)[0] == 200
+    code, config = _status(browser, url + "/config")
+    assert code == 200 and "Research use only" in config
+    assert login_web["password"] not in login_web["log"].read_text()
 
 
 def test_login_rules(monkeypatch):
@@ -96,12 +129,22 @@ def test_dicom_upload_is_decoded_then_deleted_and_kept_in_memory(views, tmp_path
     assert example.exists()
 
 
-def test_synthetic_examples_are_frontal_lateral_pairs(tmp_path):
-    examples = synthetic_examples(tmp_path, studies=2)
-    assert len(examples) == 2
+def test_synthetic_examples_are_studies_with_the_frontal_view_first(tmp_path):
+    examples = synthetic_examples(tmp_path, studies=6)
+    assert len(examples) == 6
+    view_of = {}  # image name -> (study, view), from the labels the generator wrote
+    with open(tmp_path / "labels.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            for item in row["images"].split(";"):
+                name, view = item.split(":")
+                view_of[f"{name}.png"] = (row["id"], view)
     for frontal, lateral in examples:
-        assert frontal.endswith(".png") and lateral.endswith(".png")
+        (study, first), (other, second) = view_of[Path(frontal).name], view_of[Path(lateral).name]
+        assert study == other and (first, second) == ("frontal", "lateral"), (frontal, lateral)
+        assert mirror_symmetry(Image.open(frontal)) > mirror_symmetry(Image.open(lateral))
         assert Image.open(frontal).size == Image.open(lateral).size
+    # The order is the views', not the file names': some study's lateral file name sorts first.
+    assert any(Path(lateral).name < Path(frontal).name for frontal, lateral in examples)
 
 
 def test_examples_from_a_folder(views, tmp_path):

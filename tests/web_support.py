@@ -5,6 +5,7 @@ and headless Chromium driven by Playwright."""
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import shutil
 import signal
@@ -138,14 +139,48 @@ def wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300)
         time.sleep(1)
 
 
+def listening_addresses(pid: int) -> set[tuple[str, int]]:
+    """The (address, port) pairs on which the processes of the process group ``pid`` listen for
+    TCP connections, as the kernel reports them (/proc/PID/fd and /proc/PID/net/tcp, tcp6)."""
+    sockets = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if os.getpgid(int(proc.name)) != pid:
+                continue
+            for fd in (proc / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        sockets.add(target[len("socket:[") : -1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        for line in path.read_text().splitlines()[1:] if path.exists() else []:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state != "0A" or inode not in sockets:  # 0A: LISTEN
+                continue
+            hex_ip, hex_port = local.split(":")
+            raw = bytes.fromhex(hex_ip)  # 32-bit words in host (little-endian) order
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            found.add((str(ipaddress.ip_address(raw)), int(hex_port, 16)))
+    return found
+
+
 @contextlib.contextmanager
-def server(args: list[str], log: Path, url: str, env: dict | None = None, ready_path: str = "/"):
-    """Run a server command (its output to ``log``) until the block ends; yields the process."""
+def server(
+    args: list[str], log: Path, url: str, env: dict | None = None, ready_path: str = "/", cwd: Path = REPO
+):
+    """Run a server command (its output to ``log``) until the block ends; yields the process.
+    ``env`` adds variables to the test's environment; a value None removes one."""
     full_env = {**os.environ, **OFFLINE_ENV, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     full_env["PATH"] = f"{BIN}{os.pathsep}{full_env.get('PATH', '')}"
     with open(log, "w") as f:
         proc = subprocess.Popen(
-            args, cwd=REPO, env=full_env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
+            args, cwd=cwd, env=full_env, stdout=f, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         wait_http(url + ready_path, proc, log)
@@ -176,7 +211,9 @@ CHROMIUM_ARGS = [
 def chromium_path() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
-        raise AssertionError("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+        raise AssertionError(
+            "Debian's chromium is not installed: make test installs it or says how (scripts/system-deps.sh)"
+        )
     return found
 
 

@@ -8,6 +8,7 @@ import sys
 from . import __version__
 from .commands import (
     baselines_cmd,
+    check_cmd,
     compare_cmd,
     download_cmd,
     evaluate_cmd,
@@ -21,13 +22,15 @@ from .commands import (
 )
 from .data.records import InputFileError
 
-# Subcommands in the order --help lists them: data, model, inference, evaluation.
+# Subcommands in the order --help lists them: data, model (and the preflight of a run), inference,
+# evaluation.
 COMMANDS = [
     sample_cmd,
     download_cmd,
     prepare_cmd,
     translate_cmd,
     tiny_model_cmd,
+    check_cmd,
     report_cmd,
     web_cmd,
     evaluate_cmd,

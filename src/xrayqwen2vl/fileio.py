@@ -1,4 +1,8 @@
-"""Atomic file writes: a temporary file in the target folder, then a rename."""
+"""Atomic file writes: a temporary file in the target folder, then a rename.
+
+The file gets the mode any new file gets (``0o666`` less the process umask), as ``open(path, "w")``
+would give it: ``tempfile.mkstemp`` creates its file ``0o600``, which the rename would keep.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,21 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    """The process umask. Reading it means setting it: set a restrictive one meanwhile, so a file
+    another thread creates in that instant is private rather than world-writable."""
+    old = os.umask(0o077)
+    os.umask(old)
+    return old
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -8,13 +8,14 @@ from pathlib import Path
 def run_baselines(args) -> int:
     from ..eval.baselines import most_common_report, nearest_neighbour_reports, write_predictions
     from ..eval.evaluate import evaluate, summary_table
-    from ..eval.inputs import read_dataset
+    from ..eval.inputs import check_output_folder, read_dataset
+    from ..eval.verdicts import warning_lines
 
     train_path, test_path = Path(args.train), Path(args.test)
     train, test = read_dataset(train_path), read_dataset(test_path)
     train_media = Path(args.media_dir) if args.media_dir else train_path.parent
     test_media = Path(args.media_dir) if args.media_dir else test_path.parent
-    out = Path(args.out)
+    out = check_output_folder(args.out)  # before the work, not after it
     report, count = most_common_report(train)
     print(f"most common training report ({count} of {len(train)}): {report}")
     runs = {
@@ -37,6 +38,8 @@ def run_baselines(args) -> int:
         )
         print(f"\n== {name} ==")
         print(summary_table(metrics))
+        for line in warning_lines(metrics):
+            print(line)
     print(f"\nwrote {out}/most_common/ and {out}/nearest_neighbour/ (predictions, metrics.json, report.html)")
     return 0
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from ..eval.meteor import METEOR_TIMEOUT
+
+EXIT_COLLAPSE = 3
+
 
 def run_evaluate(args) -> int:
     from ..eval.evaluate import evaluate, summary_table
+    from ..eval.verdicts import warning_lines
 
     metrics = evaluate(
         args.predictions,
@@ -16,12 +21,18 @@ def run_evaluate(args) -> int:
         seed=args.seed,
         title=args.title,
         html=not args.no_html,
+        keep_headers=args.keep_headers,
+        meteor_timeout=args.meteor_timeout,
     )
     print(summary_table(metrics))
+    for line in warning_lines(metrics):
+        print(line)
     print(
         f"wrote {args.out}/metrics.json, {args.out}/per_sample.jsonl"
         + ("" if args.no_html else ", report.html")
     )
+    if args.fail_on_collapse and metrics["diversity"]["collapse"]["collapsed"]:
+        return EXIT_COLLAPSE
     return 0
 
 
@@ -31,8 +42,12 @@ def register(sub) -> None:
         help="NLG metrics (COCO toolkit), clinical efficacy, diversity and an HTML report for predictions",
         description=(
             "Read LLaMA-Factory's generated_predictions.jsonl (prompt, predict, label per line) and write "
-            "OUT/metrics.json (BLEU-1..4, METEOR, ROUGE-L, CIDEr via pycocoevalcap; CheXpert clinical "
-            "precision/recall/F1; diversity; bootstrap intervals), OUT/per_sample.jsonl and OUT/report.html. "
+            "OUT/metrics.json (headline: CE micro-5 F1; BLEU-1..4, METEOR, ROUGE-L, CIDEr via pycocoevalcap "
+            "on R2Gen-normalised text without section headers; CheXpert clinical precision/recall/F1; "
+            "diversity; bootstrap intervals; the same figures for the constant most-common-reference report; "
+            "warnings), OUT/per_sample.jsonl and OUT/report.html. Warnings (mode collapse, no better than the "
+            "constant report, METEOR failure or truncation, empty predictions) are printed as WARNING lines. "
+            "Exit status: 0 done, 2 bad input or unwritable --out, 3 mode collapse with --fail-on-collapse. "
             "METEOR needs Java."
         ),
     )
@@ -53,4 +68,24 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--title", help="title of report.html (default: the predictions path)")
     p.add_argument("--no-html", action="store_true", help="do not write report.html")
+    p.add_argument(
+        "--keep-headers",
+        action="store_true",
+        help="score section headers (Findings:, Impression:, 所见：, 印象：) as words; default: removed, as in "
+        "R2Gen's bare-findings references",
+    )
+    p.add_argument(
+        "--fail-on-collapse",
+        action="store_true",
+        help=f"exit with status {EXIT_COLLAPSE} when the predictions show mode collapse (for CI); outputs are "
+        "still written",
+    )
+    p.add_argument(
+        "--meteor-timeout",
+        type=float,
+        default=METEOR_TIMEOUT,
+        metavar="SECONDS",
+        help=f"METEOR's Java process is killed when it answers nothing for this long (default {METEOR_TIMEOUT:.0f}); "
+        "METEOR is then reported as failed and the other metrics are kept",
+    )
     p.set_defaults(func=run_evaluate)

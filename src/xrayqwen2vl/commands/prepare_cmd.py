@@ -1,107 +1,65 @@
-"""`xrayqwen2vl prepare`: any public form of the collection to LLaMA-Factory datasets."""
+"""`xrayqwen2vl prepare`: any public form of a collection to LLaMA-Factory datasets.
+
+The forms, their inputs and the published splits come from ``data/formats/registry.py``; this
+module only turns them into flags and calls ``prepare_dataset``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ..data.formats.registry import forms, get_form, split_choices, split_table_for, split_tables
 from ..data.records import InputFileError
-
-FORMATS = ("openi", "kaggle", "r2gen", "xrayglm")
-NEEDS = {
-    "openi": ("reports_dir", "images_dir"),
-    "kaggle": ("reports_csv", "projections_csv", "images_dir"),
-    "r2gen": ("annotation", "images_dir"),
-    "xrayglm": ("captions", "images_dir"),
-}
 
 
 def _flag(attr: str) -> str:
     return "--" + attr.replace("_", "-")
 
 
-def open_records(args):
-    """(records iterator, total for the progress bar, inputs for the manifest)."""
-    missing = [_flag(a) for a in NEEDS[args.format] if not getattr(args, a, None)]
-    if missing:
-        raise InputFileError(f"--format {args.format} needs {' and '.join(missing)}")
-    inputs = {a: getattr(args, a) for a in NEEDS[args.format]}
-    if args.format == "openi":
-        from ..data.formats.openi import read_openi
-
-        reports_dir = Path(args.reports_dir)
-        total = len(list(reports_dir.glob("*.xml"))) if reports_dir.is_dir() else None
-        return read_openi(reports_dir), total, inputs
-    if args.format == "kaggle":
-        from ..data.formats.kaggle import count_reports, read_kaggle
-
-        return read_kaggle(args.reports_csv, args.projections_csv), count_reports(args.reports_csv), inputs
-    if args.format == "r2gen":
-        from ..data.formats.r2gen import count_entries, read_r2gen
-
-        return read_r2gen(args.annotation), count_entries(args.annotation), inputs
-    from ..data.formats.xrayglm import count_reports as count_captions
-    from ..data.formats.xrayglm import read_xrayglm
-
-    return read_xrayglm(args.captions), count_captions(args.captions), inputs
-
-
-def r2gen_key(image_id: str, fmt: str) -> str | None:
-    """R2Gen's study id for an image: Open-i CXR12_1_IM-1012-1001 or Kaggle
-    12_IM-1012-1001.dcm.png -> CXR12_IM-1012."""
-    if fmt == "openi":
-        parts = image_id.split("_", 2)
-        if len(parts) != 3 or not parts[0].startswith("CXR"):
-            return None
-        return f"{parts[0]}_{parts[2].rsplit('-', 1)[0]}"
-    name = image_id.split(".", 1)[0]
-    uid, _, rest = name.partition("_")
-    return f"CXR{uid}_{rest.rsplit('-', 1)[0]}" if rest else None
-
-
-def with_r2gen_split(records, annotation: str, fmt: str):
-    """Give Open-i / Kaggle reports the split of their study in R2Gen's annotation.json, so the
-    same test set as the literature can be used with all sections and all views."""
-    from ..data.formats.r2gen import read_r2gen
-    from ..data.records import Report
-
-    split_of: dict[str, str] = {}
-    for r in read_r2gen(annotation):
-        if isinstance(r, Report):
-            split_of.setdefault(r.id, r.split)  # a later duplicate id is not R2Gen's
-    for rec in records:
-        if isinstance(rec, Report):
-            keys = {r2gen_key(ref.id, fmt) for ref in rec.images} & split_of.keys()
-            rec.split = split_of[min(keys)] if keys else None
-        yield rec
+def _choose_split(form, args) -> tuple[str, object]:
+    """The --split to use and its split table (None when not needed). A table's input given
+    without --split selects that split; given with --split hash it is refused, never ignored."""
+    tables = [t for t in split_tables().values() if t.collection == form.collection]
+    given = [t for t in tables if getattr(args, t.input, None) and t.input not in form.inputs]
+    split = args.split or (given[0].name if given else form.default_split)
+    table = split_table_for(form, split)
+    unused = [t for t in given if t is not table]
+    if unused:
+        raise InputFileError(
+            f"{_flag(unused[0].input)} is read only by --split {unused[0].name} (--format {form.name} "
+            f"with --split {split} does not use it); drop it or use --split {unused[0].name}"
+        )
+    if table is not None and not getattr(args, table.input, None):
+        raise InputFileError(
+            f"--split {split} with --format {form.name} needs {_flag(table.input)} ({table.help})"
+        )
+    return split, table
 
 
 def run_prepare(args) -> int:
     from ..data.prepare import PrepareOptions, load_prompts, load_translations, prepare_dataset, print_summary
     from ..data.splits import parse_ratios
 
-    split = args.split or ("r2gen" if args.format == "r2gen" else "hash")
-    if split == "r2gen" and args.format == "xrayglm":
-        raise InputFileError("--split r2gen: XrayGLM ids cannot be matched to R2Gen's; use --format r2gen")
-    if split == "r2gen" and args.format != "r2gen" and not args.annotation:
-        raise InputFileError(
-            f"--split r2gen with --format {args.format} needs --annotation (R2Gen's annotation.json), "
-            "or use --format r2gen"
-        )
+    form = get_form(args.format)
+    missing = [_flag(a) for a in form.inputs if not getattr(args, a, None)]
+    if missing:
+        raise InputFileError(f"--format {form.name} needs {' and '.join(missing)}")
+    given = {a: getattr(args, a) for a in form.inputs}
+    split, table = _choose_split(form, args)
     if args.prompt and args.prompts:
         raise InputFileError("give --prompt or --prompts, not both")
     translations = None
-    if args.lang == "zh" and args.format != "xrayglm":
+    if form.sections_lang is not None and args.lang != form.sections_lang:
         if not args.translations:
+            as_given = ", ".join(f.name for f in forms().values() if f.sections_lang is None)
             raise InputFileError(
-                f"--lang zh with --format {args.format} needs --translations FILE "
-                "(the cache `xrayqwen2vl translate` writes); xrayglm takes openi-zh.json directly"
+                f"--lang {args.lang} with --format {form.name} needs --translations FILE "
+                f"(the cache `xrayqwen2vl translate` writes); {as_given} take(s) text in any language"
             )
         translations = load_translations(args.translations)
     if args.max_pixels is not None and args.max_pixels < 28 * 28:
         raise ValueError(f"--max-pixels {args.max_pixels}: too small (at least 784)")
     options = PrepareOptions(
-        format=args.format,
-        name=args.name or args.format,
+        format=form.name,
+        name=args.name or form.name,
         lang=args.lang,
         target=args.target,
         views=args.views,
@@ -111,67 +69,95 @@ def run_prepare(args) -> int:
         seed=args.seed,
         deid=args.deid,
         max_pixels=args.max_pixels,
+        mixed_language=args.mixed_language,
     )
     prompts = load_prompts(args.prompts) if args.prompts else None
-    records, total, inputs = open_records(args)
-    if split == "r2gen" and args.format in ("openi", "kaggle"):
-        records = with_r2gen_split(records, args.annotation, args.format)
-        inputs["annotation"] = args.annotation
-    if args.translations:
-        inputs["translations"] = args.translations
-    if args.prompts:
-        inputs["prompts"] = args.prompts
+    inputs = dict(given)
+    split_table = None
+    if table is not None:
+        inputs[table.input] = getattr(args, table.input)
+        split_table = table.load(inputs[table.input])
+    for extra in ("translations", "prompts"):
+        if getattr(args, extra):
+            inputs[extra] = getattr(args, extra)
     manifest = prepare_dataset(
-        records,
+        form.read(given),
         args.images_dir,
         args.out,
         options,
         inputs,
         progress=not args.quiet,
-        total=total,
+        total=form.count(given),
         translations=translations,
         prompts=prompts,
         workers=args.workers,
+        split_table=split_table,
     )
     print_summary(manifest, args.out)
     return 0
 
 
+def _input_flags(p) -> None:
+    """One flag per input any form (or split table) reads, its help naming the forms."""
+    helps: dict[str, list[str]] = {}
+    for form in forms().values():
+        for attr, text in form.inputs.items():
+            helps.setdefault(attr, []).append(f"{form.name}: {text}")
+    for table in split_tables().values():
+        helps.setdefault(table.input, []).append(f"--split {table.name}: {table.help}")
+    g = p.add_argument_group("inputs (per format)")
+    for attr, texts in helps.items():
+        g.add_argument(_flag(attr), dest=attr, help="; ".join(texts))
+
+
+def _split_help(known) -> str:
+    parts = ["hash: a hash of the study key (of the patient where a form groups studies by patient)"]
+    for f in known.values():
+        if f.published_split:
+            parts.append(f"{f.published_split}: the published split --format {f.name} carries (its default)")
+    for t in split_tables().values():
+        parts.append(f"{t.name} with {_flag(t.input)}: {t.help} (the default when {_flag(t.input)} is given)")
+    return "; ".join(parts) + ". Reports outside a published split are skipped with a reason."
+
+
 def register(sub) -> None:
+    known = forms()
     p = sub.add_parser(
         "prepare",
         help="turn any public form of OpenI / IU X-ray into LLaMA-Factory ShareGPT train/val/test files",
         description=(
-            "Parse the reports, validate every image, split by report id (a hash of the id, or R2Gen's "
-            "split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "
-            "NAME_train/NAME_val/NAME_test and manifest.json (inputs, options, counts; every skipped "
-            "record and unused image with its reason). Two views of one study never straddle splits."
+            "Parse the reports, validate every image, split by study (a hash of the study key, or a "
+            "published split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "
+            "NAME_train/NAME_val/NAME_test and manifest.json (inputs, options, the split rule, counts; "
+            "every skipped record and unused image with its reason). Two views of one study never "
+            "straddle splits, and a study lands in the same split whatever form it was read from."
         ),
     )
     p.add_argument(
-        "--format", default="openi", choices=FORMATS, help="input form of the collection (default openi)"
+        "--format",
+        default="openi",
+        choices=list(known),
+        help="input form: " + "; ".join(f"{f.name}: {f.help}" for f in known.values()) + " (default openi)",
     )
-    g = p.add_argument_group("inputs (per format)")
-    g.add_argument("--reports-dir", help="openi: folder of report XML files (ecgen-radiology)")
-    g.add_argument("--reports-csv", help="kaggle: indiana_reports.csv")
-    g.add_argument("--projections-csv", help="kaggle: indiana_projections.csv (Frontal/Lateral per image)")
-    g.add_argument(
-        "--annotation",
-        help="r2gen: annotation.json with train/val/test lists (also gives openi/kaggle --split r2gen its split)",
-    )
-    g.add_argument("--captions", help="xrayglm: openi-en.json or openi-zh.json")
-    g.add_argument(
-        "--images-dir",
-        help="folder of the images (openi: NLMCXR_png; kaggle: images_normalized; r2gen: images; xrayglm: the PNGs)",
-    )
+    _input_flags(p)
     p.add_argument("--out", required=True, help="output data folder (LLaMA-Factory dataset_dir)")
-    p.add_argument("--name", help="dataset name prefix (default: the format name)")
+    p.add_argument(
+        "--name",
+        help="dataset name prefix: letters, digits, '.', '_', '-' (default: the format name)",
+    )
     p.add_argument(
         "--lang", default="en", choices=["en", "zh"], help="language of the target text (default en)"
     )
     p.add_argument(
+        "--mixed-language",
+        action="store_true",
+        help="keep targets not written in the script of --lang (by default a wrong --lang is an error "
+        "and a few stray targets are skipped)",
+    )
+    p.add_argument(
         "--translations",
-        help="--lang zh for openi/kaggle/r2gen: translate cache (JSONL source/translation) from `xrayqwen2vl translate`",
+        help="--lang zh for forms with English sections: translate cache (JSONL source/translation) "
+        "from `xrayqwen2vl translate`",
     )
     p.add_argument(
         "--target",
@@ -188,14 +174,9 @@ def register(sub) -> None:
     )
     p.add_argument("--prompt", help="user prompt (default: a fixed instruction in the target language)")
     p.add_argument(
-        "--prompts", help="file of prompts, one per line; each report gets one by a hash of its id"
+        "--prompts", help="file of prompts, one per line; each study gets one by a hash of its key"
     )
-    p.add_argument(
-        "--split",
-        choices=["hash", "r2gen"],
-        help="hash of the report id (default), or r2gen: R2Gen's split from annotation.json (default for "
-        "--format r2gen; openi/kaggle with --annotation: reports not in it are skipped)",
-    )
+    p.add_argument("--split", choices=split_choices(), help=_split_help(known))
     p.add_argument(
         "--ratios", default="0.7,0.1,0.2", help="hash split train,val,test shares (default 0.7,0.1,0.2)"
     )

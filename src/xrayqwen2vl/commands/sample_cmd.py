@@ -24,6 +24,8 @@ def run_sample(args) -> int:
 
 
 def register(sub) -> None:
+    from ..synthetic.formats import SYNTHETIC_FORMATS
+
     p = sub.add_parser(
         "sample",
         help="write a synthetic dataset in the raw Open-i layout (XML reports + PNG images + labels.csv)",
@@ -40,7 +42,7 @@ def register(sub) -> None:
     p.add_argument(
         "--format",
         default="openi",
-        choices=["openi", "kaggle", "r2gen", "xrayglm"],
+        choices=["openi", *SYNTHETIC_FORMATS],
         help="also write the sample in this public form under OUT/FORMAT/ (default: openi layout only)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")

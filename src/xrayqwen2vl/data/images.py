@@ -26,15 +26,34 @@ class ImageCheck:
     symmetry: float = 0.0  # left-right mirror correlation; frontal views score high
 
 
-def resolve_inside(images_dir: Path, relpath: str) -> Path | None:
-    """The image's path if it stays inside ``images_dir``, else None (absolute or ``..`` paths)."""
-    if os.path.isabs(relpath) or "\\" in relpath:
-        return None
-    base = images_dir.resolve()
-    p = (base / relpath).resolve()
-    if p != base and base in p.parents:
-        return p
-    return None
+class ImagesFolder:
+    """The images folder of a run: where each listed image really is, and refusals for paths
+    that leave it or cannot be resolved (never an exception for one bad path)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.abs = Path(os.path.abspath(self.path))  # as the user named it: paths in the JSON
+        self.real = self.path.resolve()  # with links resolved: the containment check
+
+    def locate(self, relpath: str) -> tuple[Path | None, str]:
+        """(resolved path, "") for an image inside the folder, else (None, reason): absolute
+        paths, ``..`` or links leading out, a NUL byte, a symlink loop."""
+        if "\0" in relpath:
+            return None, "image path contains a NUL byte"
+        if os.path.isabs(relpath) or "\\" in relpath:
+            return None, f"image path {relpath!r} escapes the images folder"
+        try:
+            p = (self.real / relpath).resolve()
+        except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
+            why = "a symlink loop" if "loop" in str(e).lower() else (getattr(e, "strerror", None) or str(e))
+            return None, f"image path {relpath!r} cannot be resolved ({why})"
+        if p == self.real or self.real not in p.parents:
+            return None, f"image path {relpath!r} escapes the images folder"
+        return p, ""
+
+    def relative(self, resolved: Path) -> str:
+        """The resolved image's path inside the folder, "/"-separated, without ``..``."""
+        return resolved.relative_to(self.real).as_posix()
 
 
 def mirror_symmetry(img: Image.Image) -> float:
@@ -57,10 +76,13 @@ def mirror_symmetry(img: Image.Image) -> float:
 
 def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
     """Open, size-check, fully decode and measure one image; never raises."""
-    if not path.is_file():
-        return ImageCheck(False, "image file not found")
-    if path.stat().st_size == 0:
-        return ImageCheck(False, "image file is empty (0 bytes)")
+    try:
+        if not path.is_file():
+            return ImageCheck(False, "image file not found")
+        if path.stat().st_size == 0:
+            return ImageCheck(False, "image file is empty (0 bytes)")
+    except (OSError, ValueError) as e:  # a NUL byte in the name, a path the system refuses
+        return ImageCheck(False, f"image file cannot be opened ({e})")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -113,6 +135,8 @@ def write_copy(src: Path, dest: Path, max_pixels: int | None = None) -> str:
     ``max_pixels`` pixels when given, so training does not decode full-size files each epoch."""
     from ..fileio import atomic_write_bytes
 
+    if dest.exists() and os.path.samefile(dest, src):
+        raise ValueError(f"{dest}: the copy would replace its own source image")
     with Image.open(src) as img:
         img.load()
         out = to_rgb(img)

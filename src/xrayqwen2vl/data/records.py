@@ -23,8 +23,25 @@ class Report:
     findings: str = ""
     impression: str = ""
     images: list[ImageRef] = field(default_factory=list)
-    split: str | None = None  # set when the source fixes the split (R2Gen)
+    split: str | None = None  # the published split the source gives this report (R2Gen's), if any
     text: str = ""  # one undivided report text, for sources without sections (XrayGLM captions)
+    # The canonical study key, by the form's key rule (for the Indiana collection: "CXR<n>", the
+    # report number, whatever the form); "" when the id does not fit the rule: the id is used.
+    study: str = ""
+    # The split group: all reports of one group land in one split (hash split). "" = the study
+    # key; a form whose patients have several studies (MIMIC-CXR) sets the patient here.
+    group: str = ""
+    # Facts worth counting that did not stop the record, "<kind> (<details>)", e.g. the caption
+    # variants of one study; listed and counted in the manifest under "notes".
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def study_key(self) -> str:
+        return self.study or self.id
+
+    @property
+    def group_key(self) -> str:
+        return self.group or self.study_key
 
 
 @dataclass

@@ -7,6 +7,8 @@ Rules (documented in data/README.md):
   one ``[REDACTED]`` token consistently in targets;
 - empty sections are left out of the target; a report with neither findings nor impression is
   skipped with a reason;
+- the target must be written in the script of ``--lang`` (``script_of``): Han characters for
+  zh, Latin letters for en;
 - a literal multimodal placeholder (``<image>``, ``<video>``, ``<audio>``) in report text would
   be read by LLaMA-Factory as a media slot and break training, so the report is rejected with a
   reason rather than silently rewritten.
@@ -17,6 +19,8 @@ from __future__ import annotations
 import re
 
 _WS = re.compile(r"\s+")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
 _DEID_RUN = re.compile(r"X{4}(?:[\s\-/]*X{4})*")
 PLACEHOLDERS = ("<image>", "<video>", "<audio>")
 
@@ -56,3 +60,17 @@ def build_target(findings: str, impression: str, lang: str = "en", target: str =
     if target in ("impression", "both") and impression:
         parts.append(f"{names['impression']}{sep}{impression}")
     return (" " if lang == "en" else "\n").join(parts)
+
+
+def script_of(text: str) -> str | None:
+    """ "zh" when Han characters carry the text, "en" when Latin letters do, None when it has
+    neither. A Chinese word is one or two characters, an English one about five letters, so a
+    text counts as Chinese once its Han characters reach a third of its Latin letters (Chinese
+    reports keep the odd "T8"; English ones have no Han at all). De-identification tokens
+    (XXXX, [REDACTED]) belong to no language and are not counted."""
+    text = _DEID_RUN.sub(" ", text).replace("[REDACTED]", " ")
+    han = len(_HAN.findall(text))
+    latin = len(_LATIN.findall(text))
+    if not han and not latin:
+        return None
+    return "zh" if 3 * han >= latin else "en"

@@ -2,7 +2,8 @@
 
 - ``most_common``: the most frequent training report (exact text after whitespace
   normalisation; ties go to the one seen first) for every test study — what a collapsed model
-  writes;
+  writes (``evaluate`` scores the same idea on every run with the most common *reference* of
+  the evaluated studies, see ``constant_baseline`` in evaluate.py);
 - ``nearest_neighbour``: the report of the most similar training study by a simple image
   feature: each study's first image (prepare puts the frontal view first) in greyscale,
   downsampled to 16×16 with a box filter, centred and scaled to unit length; similarity is the
@@ -28,9 +29,21 @@ BASELINES = ("most_common", "nearest_neighbour")
 _WS = re.compile(r"\s+")
 
 
-def most_common_report(train: list[DatasetSample]) -> tuple[str, int]:
-    counts = Counter(_WS.sub(" ", s.report).strip() for s in train)
+def most_common_text(texts: list[str]) -> tuple[str, int]:
+    """The most frequent text after whitespace normalisation (ties: the one seen first), its count."""
+    counts = Counter(_WS.sub(" ", t).strip() for t in texts)
     return counts.most_common(1)[0]
+
+
+def constant_description(const: dict, n: int) -> str:
+    """Which reference the constant baseline writes, in words."""
+    if const["count"] == 1:
+        return f"the first reference (no reference repeats among the {n} studies) written for every study"
+    return f"the most common reference ({const['count']} of {n} studies) written for every study"
+
+
+def most_common_report(train: list[DatasetSample]) -> tuple[str, int]:
+    return most_common_text([s.report for s in train])
 
 
 def image_feature(path: Path, side: int = FEATURE_SIDE) -> np.ndarray:

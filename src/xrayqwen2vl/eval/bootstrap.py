@@ -11,6 +11,7 @@ counts:
   close to but not equal to that mean);
 - clinical precision/recall/F1 from the resampled per-observation TP/FP/FN.
 
+A metric whose per-sample values are NaN (METEOR when it failed) is left out.
 Diversity figures are not bootstrapped: a resample repeats samples by construction.
 Intervals are percentile intervals. Two runs on the same test set are compared with the same
 resamples for both (paired); a difference is significant when its interval excludes 0.
@@ -102,6 +103,8 @@ def confidence_intervals(t: SampleTable, resamples: int = 1000, seed: int = 0, l
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     out = {}
     for key in BOOTSTRAP_KEYS:
+        if np.isnan(point[key]):  # a metric that failed (METEOR without Java) has no interval
+            continue
         low, high = np.percentile(values[key], q)
         out[key] = {"value": point[key], "low": float(low), "high": float(high)}
     return out
@@ -119,6 +122,8 @@ def paired_comparison(
     q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
     out = {}
     for key in BOOTSTRAP_KEYS:
+        if np.isnan(pa[key]) or np.isnan(pb[key]):  # a metric that failed in either run
+            continue
         diff = va[key] - vb[key]
         low, high = np.percentile(diff, q)
         p = min(1.0, 2 * min(float(np.mean(diff <= 0)), float(np.mean(diff >= 0))))

@@ -1,9 +1,13 @@
-"""report.html: one self-contained page (CSS inline, images embedded as data URIs, no network).
+"""report.html: one self-contained page (CSS and script inline, images embedded as data URIs, no
+network), usable for 600 studies and more.
 
-On top: the metrics table with bootstrap intervals, a bar chart (inline SVG), the
-per-observation clinical table and the diversity figures. Then every sample: its images, the
-reference and the prediction, with the mentions behind each clinical disagreement highlighted
-(false positives in the prediction, missed findings in the reference).
+On top: a banner with every warning of the run (mode collapse first), the headline figure beside
+the constant-report baseline, the metrics table (model, 95% interval, constant report) with a bar
+chart, the per-observation clinical table and the diversity figures. Then a sticky tool bar and
+every study: its images, the reference and the prediction, with the mentions behind each
+clinical disagreement highlighted (false positives in the prediction, missed findings in the
+reference). The tool bar filters the studies by observation and by (dis)agreement and sorts them
+by a per-study score; each study carries its labels and scores as data attributes for that.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from PIL import Image
 
 from ..data.records import InputFileError
 from ..fileio import atomic_write_text
+from .baselines import constant_description
 from .chexpert_labeler import OBSERVATIONS, find_mentions
 from .nlg import NLG_KEYS
 
@@ -29,14 +34,59 @@ h1{font-size:1.4em} h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}
 .note{color:#666;font-size:.9em}
-.sample{border-top:1px solid #ddd;padding:10px 0;display:grid;grid-template-columns:auto 1fr;gap:12px}
+#warnings{background:#fff3cd;border:2px solid #d9534f;border-radius:6px;padding:8px 14px;margin:12px 0}
+#warnings strong{color:#a00} #warnings li{margin:4px 0}
+#headline{font-size:1.15em;background:#eef4fb;border-left:5px solid #4a7ab5;padding:8px 12px}
+#controls{position:sticky;top:0;background:#fff;border-bottom:1px solid #bbb;padding:8px 0;z-index:1;
+  display:flex;flex-wrap:wrap;gap:14px;align-items:center}
+#controls label{font-size:.95em} #shown{color:#555;font-size:.9em}
+.sample{border-top:1px solid #ddd;padding:10px 0;display:grid;grid-template-columns:auto minmax(0,1fr);gap:12px}
+.sample[hidden]{display:none}
 .imgs img{height:160px;margin-right:4px;border:1px solid #999;background:#000}
-.text p{margin:4px 0} .lab{font-weight:600;color:#555;display:inline-block;width:90px}
+.pair{display:grid;grid-template-columns:max-content minmax(0,1fr);column-gap:14px;row-gap:6px}
+.lab{font-weight:600;color:#555} .txt{overflow-wrap:anywhere}
+.text p{margin:4px 0}
 mark.fp{background:#ffc4c4} mark.fn{background:#c9dcff}
 .dis{font-size:.9em;color:#a00} .ok{font-size:.9em;color:#080}
 """
 
 _SCRIPT = """
+function xqList(el, name) { var v = el.getAttribute('data-' + name); return v ? v.split('|') : []; }
+function xqNum(el, key) { var v = parseFloat(el.getAttribute('data-' + key)); return isNaN(v) ? -1 : v; }
+function xqMatches(el, obs, show) {
+  var fp = xqList(el, 'fp'), fn = xqList(el, 'fn');
+  var ref = xqList(el, 'pos-ref'), pred = xqList(el, 'pos-pred');
+  if (obs) {
+    var isFp = fp.indexOf(obs) >= 0, isFn = fn.indexOf(obs) >= 0;
+    if (show === 'disagree') return isFp || isFn;
+    if (show === 'fp') return isFp;
+    if (show === 'fn') return isFn;
+    if (show === 'agree') return ref.indexOf(obs) >= 0 && pred.indexOf(obs) >= 0;
+    return ref.indexOf(obs) >= 0 || pred.indexOf(obs) >= 0;
+  }
+  if (show === 'disagree') return fp.length + fn.length > 0;
+  if (show === 'fp') return fp.length > 0;
+  if (show === 'fn') return fn.length > 0;
+  if (show === 'agree') return fp.length + fn.length === 0;
+  return true;
+}
+function xqApply() {
+  var obs = document.getElementById('f-obs').value, show = document.getElementById('f-show').value;
+  var parts = document.getElementById('f-sort').value.split(':'), key = parts[0];
+  var dir = parts[1] === 'desc' ? -1 : 1;
+  var box = document.getElementById('samples');
+  var items = Array.prototype.slice.call(box.children), shown = 0;
+  items.forEach(function (el) { el.hidden = !xqMatches(el, obs, show); if (!el.hidden) shown++; });
+  items.sort(function (a, b) {
+    var d = (xqNum(a, key) - xqNum(b, key)) * dir;
+    return d !== 0 ? d : xqNum(a, 'index') - xqNum(b, 'index');
+  });
+  items.forEach(function (el) { box.appendChild(el); });
+  document.getElementById('shown').textContent = shown + ' of ' + items.length + ' studies shown';
+}
+['f-obs', 'f-show', 'f-sort'].forEach(function (id) {
+  document.getElementById(id).addEventListener('change', xqApply);
+});
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
@@ -45,6 +95,27 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-metric-rows', document.querySelectorAll('#metrics tbody tr').length);
 });
 """
+
+SHOW = [
+    ("all", "all studies"),
+    ("disagree", "a disagreement"),
+    ("fp", "a false positive"),
+    ("fn", "a missed finding"),
+    ("agree", "labels agreeing"),
+]
+SORT = [
+    ("index:asc", "study order"),
+    ("disagreements:desc", "most disagreements first"),
+    ("bleu4:asc", "BLEU-4, lowest first"),
+    ("bleu4:desc", "BLEU-4, highest first"),
+    ("meteor:asc", "METEOR, lowest first"),
+    ("meteor:desc", "METEOR, highest first"),
+    ("rougel:asc", "ROUGE-L, lowest first"),
+    ("rougel:desc", "ROUGE-L, highest first"),
+    ("cider:asc", "CIDEr, lowest first"),
+    ("cider:desc", "CIDEr, highest first"),
+]
+SCORE_ATTRS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougel": "ROUGE-L", "cider": "CIDEr"}
 
 
 def _thumbnail(path: Path) -> str:
@@ -100,35 +171,91 @@ def _fmt(v) -> str:
     return "–" if v is None else f"{v:.3f}"
 
 
-def write_report(
-    path: Path, metrics: dict, per_sample: list[dict], lang: str, media_dir: Path | None, title: str
-) -> None:
-    ci = metrics.get("bootstrap", {}).get("intervals", {})
-    cl = metrics["clinical"]
-    rows = [(k, metrics[k], ci.get(k)) for k in NLG_KEYS]
-    for group in ("micro-14", "macro-14", "micro-5", "macro-5"):
-        key = f"CE-{group}-F1"
-        rows.append((f"Clinical F1 ({group})", cl[group]["F1"], ci.get(key)))
-    rows.insert(
-        7, ("Clinical precision (micro-14)", cl["micro-14"]["precision"], ci.get("CE-micro-14-precision"))
+def _select(element_id: str, label: str, options: list[tuple[str, str]]) -> str:
+    opts = "".join(f'<option value="{html.escape(v)}">{html.escape(t)}</option>' for v, t in options)
+    return f"<label>{label} <select id='{element_id}'>{opts}</select></label>"
+
+
+def _banner(metrics: dict) -> str:
+    warnings = metrics.get("warnings", [])
+    if not warnings:
+        return ""
+    items = "".join(f"<li>WARNING: {html.escape(w)}</li>" for w in warnings)
+    return f"<div id='warnings' role='alert'><strong>Read this first</strong><ul>{items}</ul></div>"
+
+
+def _headline(metrics: dict) -> str:
+    h = metrics["headline"]
+    span = f" (95% CI {h['low']:.3f} – {h['high']:.3f})" if h["low"] is not None else ""
+    best = h["best_constant"]
+    claim = " and ".join(best["claims"]) or "nothing"
+    return (
+        f"<p id='headline'>Headline: <b>{html.escape(h['metric'])} {h['value']:.3f}</b>{span}; the constant "
+        f"most-common reference report scores <b>{h['constant_baseline']:.3f}</b>, the best constant claim "
+        f"({html.escape(claim)} for every study) <b>{best['F1']:.3f}</b>."
+        f"<br><span class='note'>{html.escape(h['why'])}.</span></p>"
     )
-    rows.insert(8, ("Clinical recall (micro-14)", cl["micro-14"]["recall"], ci.get("CE-micro-14-recall")))
+
+
+def _metric_rows(metrics: dict) -> list[tuple[str, float | None, dict | None, float | None]]:
+    """(name, model value, interval, constant value), the headline first."""
+    ci = metrics.get("bootstrap", {}).get("intervals", {})
+    cl, const = metrics["clinical"], metrics["constant_baseline"]
+    rows = []
+    for group in ("micro-5", "macro-5"):
+        rows.append(
+            (
+                f"Clinical F1 ({group})",
+                cl[group]["F1"],
+                ci.get(f"CE-{group}-F1"),
+                const["clinical"][group]["F1"],
+            )
+        )
+    for part in ("precision", "recall", "F1"):
+        rows.append(
+            (
+                f"Clinical {part} (micro-14)",
+                cl["micro-14"][part],
+                ci.get(f"CE-micro-14-{part}"),
+                const["clinical"]["micro-14"][part],
+            )
+        )
+    rows.append(
+        (
+            "Clinical F1 (macro-14)",
+            cl["macro-14"]["F1"],
+            ci.get("CE-macro-14-F1"),
+            const["clinical"]["macro-14"]["F1"],
+        )
+    )
+    rows += [(k, metrics[k], ci.get(k), const[k]) for k in NLG_KEYS]
+    return rows
+
+
+def _summary(metrics: dict, lang: str) -> list[str]:
+    cl = metrics["clinical"]
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>Evaluation: {html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>Evaluation: {html.escape(title)}</h1>",
         f"<p class='note'>{metrics['n']} reports, language {lang}. Research use only: generated reports are "
         "not diagnoses. Text normalisation: "
-        f"{html.escape(metrics['normalisation'])}. Clinical convention: {html.escape(cl['convention'])}.</p>",
-        "<h2>Metrics</h2><table id='metrics'><thead><tr><th>metric</th><th>value</th><th>95% CI</th></tr>"
-        "</thead><tbody>",
+        f"{html.escape(metrics['normalisation'])}; {html.escape(metrics['section_headers'])}. Clinical "
+        f"convention: {html.escape(cl['convention'])}.</p>",
+        "<h2>Metrics</h2><table id='metrics'><thead><tr><th>metric</th><th>model</th><th>95% CI</th>"
+        "<th>constant report</th></tr></thead><tbody>",
     ]
-    for name, value, interval in rows:
+    rows = _metric_rows(metrics)
+    for name, value, interval, constant in rows:
         span = f"{interval['low']:.3f} – {interval['high']:.3f}" if interval else ""
-        parts.append(f"<tr><td>{html.escape(name)}</td><td>{value:.3f}</td><td>{span}</td></tr>")
+        shown = "error" if value is None else f"{value:.3f}"
+        parts.append(
+            f"<tr><td>{html.escape(name)}</td><td>{shown}</td><td>{span}</td><td>{_fmt(constant)}</td></tr>"
+        )
     parts.append("</tbody></table>")
-    parts.append(_bar_chart([(name, value) for name, value, _ in rows]))
-
+    const = metrics["constant_baseline"]
+    parts.append(
+        f"<p class='note'>constant report: {html.escape(constant_description(const, metrics['n']))}: "
+        f"<q>{html.escape(const['report'])}</q></p>"
+    )
+    parts.append(_bar_chart([(name, value) for name, value, _, _ in rows if value is not None]))
     parts.append(
         "<h2>Clinical efficacy per observation</h2><table id='observations'><thead><tr><th>observation</th>"
         "<th>precision</th><th>recall</th><th>F1</th><th>TP</th><th>FP</th><th>FN</th><th>in references</th>"
@@ -141,7 +268,6 @@ def write_report(
             f"<td>{o['TP']}</td><td>{o['FP']}</td><td>{o['FN']}</td><td>{o['reference_positives']}</td></tr>"
         )
     parts.append("</tbody></table>")
-
     d, r = metrics["diversity"]["predictions"], metrics["diversity"]["references"]
     parts.append(
         "<h2>Diversity</h2><table id='diversity'><thead><tr><th></th><th>predictions</th>"
@@ -161,31 +287,66 @@ def write_report(
         parts.append(f"<tr><td>{key}</td><td>{fa}</td><td>{fb}</td></tr>")
     parts.append("</tbody></table>")
     parts.append(f"<p>Most frequent prediction: <q>{html.escape(d['most_frequent'])}</q></p>")
+    return parts
 
-    parts.append(
-        "<h2>Samples</h2><p class='note'><mark class='fp'>red</mark>: stated in the prediction, "
-        "not in the reference; <mark class='fn'>blue</mark>: in the reference, missed.</p>"
-    )
-    for s in per_sample:
-        fp = {x["observation"] for x in s["disagreements"] if x["kind"] == "false positive"}
-        fn = {x["observation"] for x in s["disagreements"] if x["kind"] == "missed"}
-        imgs = []
-        for rel in s["images"]:
-            src = _thumbnail(Path(media_dir) / rel) if media_dir is not None else html.escape(rel)
-            imgs.append(f'<img src="{src}" alt="{html.escape(rel)}">')
-        dis = "; ".join(f"{x['observation']} ({x['kind']})" for x in s["disagreements"])
-        sc = s["scores"]
-        parts.append(
-            f"<div class='sample' id='s{s['index']}'><div class='imgs'>{''.join(imgs)}</div><div class='text'>"
-            f"<p><span class='lab'>reference</span>{_highlight(s['reference'], fn, 'fn', lang)}</p>"
-            f"<p><span class='lab'>prediction</span>{_highlight(s['prediction'], fp, 'fp', lang)}</p>"
-            + (
-                f"<p class='dis'>disagreements: {html.escape(dis)}</p>"
-                if dis
-                else "<p class='ok'>clinical labels agree</p>"
-            )
-            + f"<p class='note'>#{s['index']} · BLEU-4 {sc['BLEU-4']:.3f} · METEOR {sc['METEOR']:.3f} · "
-            f"ROUGE-L {sc['ROUGE-L']:.3f} · CIDEr {sc['CIDEr']:.3f}</p></div></div>"
+
+def _sample(s: dict, lang: str, media_dir: Path | None) -> str:
+    fp = [x["observation"] for x in s["disagreements"] if x["kind"] == "false positive"]
+    fn = [x["observation"] for x in s["disagreements"] if x["kind"] == "missed"]
+    pos_ref = [o for o in OBSERVATIONS if s["labels_reference"].get(o) == 1]
+    pos_pred = [o for o in OBSERVATIONS if s["labels_prediction"].get(o) == 1]
+    imgs = []
+    for rel in s["images"]:
+        src = _thumbnail(Path(media_dir) / rel) if media_dir is not None else html.escape(rel)
+        imgs.append(f'<img src="{src}" alt="{html.escape(rel)}">')
+    dis = "; ".join(f"{x['observation']} ({x['kind']})" for x in s["disagreements"])
+    sc = s["scores"]
+    attrs = {
+        "index": s["index"],
+        "disagreements": len(s["disagreements"]),
+        "fp": "|".join(fp),
+        "fn": "|".join(fn),
+        "pos-ref": "|".join(pos_ref),
+        "pos-pred": "|".join(pos_pred),
+        **{k: "" if sc[name] is None else f"{sc[name]:.6f}" for k, name in SCORE_ATTRS.items()},
+    }
+    data = " ".join(f'data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
+    scores = " · ".join(f"{name} {_fmt(sc[name])}" for name in SCORE_ATTRS.values())
+    return (
+        f"<div class='sample' id='s{s['index']}' {data}><div class='imgs'>{''.join(imgs)}</div><div class='text'>"
+        "<div class='pair'>"
+        f"<span class='lab'>reference</span><span class='txt'>{_highlight(s['reference'], set(fn), 'fn', lang)}</span>"
+        f"<span class='lab'>prediction</span><span class='txt'>{_highlight(s['prediction'], set(fp), 'fp', lang)}</span>"
+        "</div>"
+        + (
+            f"<p class='dis'>disagreements: {html.escape(dis)}</p>"
+            if dis
+            else "<p class='ok'>clinical labels agree</p>"
         )
-    parts.append(f"<script>{_SCRIPT}</script></body></html>\n")
+        + f"<p class='note'>#{s['index']} (line {s['line']}) · {scores}</p></div></div>"
+    )
+
+
+def write_report(
+    path: Path, metrics: dict, per_sample: list[dict], lang: str, media_dir: Path | None, title: str
+) -> None:
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>Evaluation: {html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Evaluation: {html.escape(title)}</h1>",
+        _banner(metrics),
+        _headline(metrics),
+        *_summary(metrics, lang),
+        "<h2>Studies</h2><p class='note'><mark class='fp'>red</mark>: stated in the prediction, "
+        "not in the reference; <mark class='fn'>blue</mark>: in the reference, missed.</p>",
+        "<div id='controls'>",
+        _select("f-obs", "Observation", [("", "any")] + [(o, o) for o in OBSERVATIONS]),
+        _select("f-show", "Studies with", SHOW),
+        _select("f-sort", "Sort by", SORT),
+        f"<span id='shown'>{len(per_sample)} of {len(per_sample)} studies shown</span></div>",
+        "<div id='samples'>",
+        *(_sample(s, lang, media_dir) for s in per_sample),
+        "</div>",
+        f"<script>{_SCRIPT}</script></body></html>\n",
+    ]
     atomic_write_text(path, "".join(parts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +27,26 @@ class DatasetSample:
     prompt: str = ""
 
 
-def _jsonl(path: Path):
+def decode_utf8(path: Path, n: int | None, raw: bytes) -> str:
+    """``raw`` as UTF-8, else an error naming the file, the line (when known) and the column."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = n if n is not None else raw.count(b"\n", 0, e.start) + 1
+        start = raw.rfind(b"\n", 0, e.start) + 1 if n is None else 0
+        column = len(raw[start : e.start].decode("utf-8", "replace")) + 1
+        raise InputFileError(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {column}); save the file as UTF-8"
+        ) from None
+
+
+def read_jsonl(path: Path):
+    """(line number, object) for each non-blank line of a JSON-lines file."""
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            line = decode_utf8(path, n, raw).rstrip("\r\n")  # the newline is not part of the record
             if not line.strip():
                 continue
             try:
@@ -55,7 +71,7 @@ def read_predictions(path: str | Path) -> list[Prediction]:
     """LLaMA-Factory's generated_predictions.jsonl: one object per line with prompt, predict, label."""
     path = Path(path)
     out = []
-    for n, obj in _jsonl(path):
+    for n, obj in read_jsonl(path):
         prompt = obj.get("prompt", "")
         if not isinstance(prompt, str):
             raise InputFileError(f'{path}:{n}: "prompt" must be a string, got {type(prompt).__name__}')
@@ -66,6 +82,10 @@ def read_predictions(path: str | Path) -> list[Prediction]:
         )
     if not out:
         raise InputFileError(f"{path}: no predictions (empty file)")
+    if not any(p.predict.strip() for p in out):
+        raise InputFileError(
+            f'{path}: every "predict" is empty ({len(out)} lines): generation wrote nothing, nothing to evaluate'
+        )
     return out
 
 
@@ -73,7 +93,7 @@ def read_reports(path: str | Path) -> list[tuple[str, str]]:
     """Input of ``label``: one ``{"id": …, "text": …}`` per line; ids must be unique."""
     path = Path(path)
     out, seen = [], {}
-    for n, obj in _jsonl(path):
+    for n, obj in read_jsonl(path):
         if "id" not in obj:
             raise InputFileError(f'{path}:{n}: missing "id"')
         rid = obj["id"]
@@ -95,9 +115,9 @@ def read_dataset(path: str | Path) -> list[DatasetSample]:
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(decode_utf8(path, None, path.read_bytes()))
     except json.JSONDecodeError as e:
-        raise InputFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        raise InputFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(data, list):
         raise InputFileError(f"{path}: expected a JSON list of samples")
     out = []
@@ -116,4 +136,22 @@ def read_dataset(path: str | Path) -> list[DatasetSample]:
         out.append(DatasetSample(assistant[-1], images, user[0] if user else ""))
     if not out:
         raise InputFileError(f"{path}: no samples")
+    return out
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot be created or written; raised before any work is done."""
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Create ``out`` if needed and prove a file can be written in it, or fail with one line."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out}: exists and is not a folder (--out must be a folder)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise OutputFolderError(f"{out}: cannot write there ({e.strerror or e})") from None
     return out

@@ -7,17 +7,21 @@ statistics from which the same corpus figures can be recomputed on a resample (b
 the BLEU n-gram counts the toolkit's BleuScorer cooks (additive over samples), and the
 per-sample METEOR, ROUGE-L and CIDEr-D scores (the corpus ROUGE-L and CIDEr-D are their means;
 the corpus METEOR is the jar's aggregate, so a resample uses the mean of segment scores).
+
+METEOR runs through :class:`.meteor.MeteorProcess` (the toolkit's jar and protocol with a
+watchdog): when it fails, its figures are None/NaN with the reason in ``meteor_error``, and the
+other metrics are still computed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import os
-import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+
+from .meteor import MeteorError, MeteorProcess
 
 NLG_KEYS = ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
 _SMALL, _TINY = 1e-9, 1e-15  # the toolkit's constants in BleuScorer.compute_score
@@ -31,70 +35,12 @@ class NLGResult:
     bleu_testlen: np.ndarray  # [N]
     bleu_reflen: np.ndarray  # [N] (closest reference length)
     sentence_bleu4: np.ndarray  # [N] the toolkit's per-sample BLEU-4
-    meteor: np.ndarray  # [N]
+    meteor: np.ndarray  # [N]; NaN when METEOR failed
     rouge_l: np.ndarray  # [N]
     cider: np.ndarray  # [N]
-
-
-def java_available() -> bool:
-    return shutil.which("java") is not None
-
-
-@contextlib.contextmanager
-def _utf8_java():
-    """Make the METEOR JVM read and write UTF-8 (Chinese tokens) whatever the locale."""
-    old = os.environ.get("JAVA_TOOL_OPTIONS")
-    os.environ["JAVA_TOOL_OPTIONS"] = ((old + " ") if old else "") + "-Dfile.encoding=UTF-8"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["JAVA_TOOL_OPTIONS"]
-        else:
-            os.environ["JAVA_TOOL_OPTIONS"] = old
-
-
-class MeteorProcess:
-    """The toolkit's METEOR scorer (a JVM running meteor-1.5.jar).
-
-    Starting it loads METEOR's paraphrase tables, which takes seconds; create it first and do
-    other work while it loads (``evaluate`` does). Use as a context manager or call ``close``.
-    """
-
-    def __init__(self):
-        if not java_available():
-            raise RuntimeError(
-                "METEOR needs Java (the COCO toolkit runs meteor-1.5.jar): install a JRE, e.g. "
-                "apt-get install default-jre-headless"
-            )
-        from pycocoevalcap.meteor.meteor import Meteor
-
-        class _Meteor(Meteor):
-            def __del__(self):  # the toolkit's kills the process a second time; close() does it
-                pass
-
-        with _utf8_java():
-            self._scorer = _Meteor()
-
-    def compute_score(self, gts: dict, res: dict) -> tuple[float, list[float]]:
-        return self._scorer.compute_score(gts, res)
-
-    def close(self) -> None:
-        proc = self._scorer.meteor_p
-        with self._scorer.lock:
-            if proc.poll() is None:
-                proc.stdin.close()
-                proc.kill()
-                proc.wait()
-            for stream in (proc.stdout, proc.stderr):
-                if stream:
-                    stream.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    meteor_error: str | None = None  # why METEOR has no value (corpus["METEOR"] is None then)
+    # indexes of the predictions ("hypotheses") and references cut to METEOR_MAX_TOKENS for METEOR
+    meteor_truncated: dict[str, list[int]] = field(default_factory=dict)
 
 
 def compute_nlg(
@@ -103,6 +49,7 @@ def compute_nlg(
     """Score normalised predictions against normalised references (one reference each).
 
     ``meteor``: an already started :class:`MeteorProcess` (left open), else one is started here.
+    A METEOR failure does not raise: see ``NLGResult.meteor_error``.
     """
     from pycocoevalcap.bleu.bleu_scorer import BleuScorer
     from pycocoevalcap.cider.cider import Cider
@@ -127,15 +74,11 @@ def compute_nlg(
         [min((abs(r - c["testlen"]), r) for r in c["reflen"])[1] for c in bleu.ctest], dtype=np.float64
     )
 
-    if meteor is None:
-        with MeteorProcess() as own:
-            meteor_corpus, meteor_per = own.compute_score(gts, res)
-    else:
-        meteor_corpus, meteor_per = meteor.compute_score(gts, res)
+    meteor_corpus, meteor_per, meteor_error, truncated = _meteor(gts, res, meteor)
     rouge, rouge_per = Rouge().compute_score(gts, res)
     cider, cider_per = Cider().compute_score(gts, res)
     corpus = {f"BLEU-{k + 1}": float(bleu_corpus[k]) for k in range(4)}
-    corpus.update({"METEOR": float(meteor_corpus), "ROUGE-L": float(rouge), "CIDEr": float(cider)})
+    corpus.update({"METEOR": meteor_corpus, "ROUGE-L": float(rouge), "CIDEr": float(cider)})
     return NLGResult(
         corpus=corpus,
         bleu_correct=correct,
@@ -146,7 +89,24 @@ def compute_nlg(
         meteor=np.array(meteor_per, dtype=np.float64),
         rouge_l=np.array(rouge_per, dtype=np.float64),
         cider=np.array(cider_per, dtype=np.float64),
+        meteor_error=meteor_error,
+        meteor_truncated=truncated,
     )
+
+
+def _meteor(gts: dict, res: dict, meteor: MeteorProcess | None):
+    """(corpus, per-sample, error, truncated prediction indexes); a failure gives NaNs and its reason."""
+    own = None
+    try:
+        if meteor is None:
+            meteor = own = MeteorProcess()
+        corpus, per = meteor.compute_score(gts, res)
+        return float(corpus), per, None, dict(meteor.truncated)
+    except MeteorError as e:
+        return None, [float("nan")] * len(res), str(e), {}
+    finally:
+        if own is not None:
+            own.close()
 
 
 def bleu_from_counts(correct: np.ndarray, guess: np.ndarray, testlen, reflen) -> np.ndarray:

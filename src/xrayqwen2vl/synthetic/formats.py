@@ -83,8 +83,8 @@ def write_kaggle(sample_dir: str | Path, out: str | Path) -> dict:
             }
         )
         for image_id, view in s["images"]:
-            # CXR12_1_IM-1012-1001 -> 12_IM-1012-1001.dcm.png, as in the Kaggle copy
-            filename = f"{uid}_{image_id.split('_', 2)[2]}.dcm.png"
+            # CXR2_IM-0652-1001 -> 2_IM-0652-1001.dcm.png, CXR1_1_IM-0001-4001 -> 1_IM-0001-4001.dcm.png
+            filename = f"{uid}_IM-{image_id.split('_IM-', 1)[1]}.dcm.png"
             shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", img_dir / filename)
             projections.append({"uid": uid, "filename": filename, "projection": view.capitalize()})
     fields = ["uid", "MeSH", "Problems", "image", "indication", "comparison", "findings", "impression"]
@@ -93,26 +93,32 @@ def write_kaggle(sample_dir: str | Path, out: str | Path) -> dict:
     return {"reports": len(reports), "images": len(projections)}
 
 
-def r2gen_id(image_id: str) -> str:
-    """R2Gen's study id from an Open-i image id: CXR12_1_IM-1012-1001 -> CXR12_IM-1012."""
-    head, _, rest = image_id.split("_", 2)
-    return f"{head}_{rest.rsplit('-', 1)[0]}"
+def r2gen_id(image_ids: list[str], pair: tuple[str, str]) -> str:
+    """R2Gen's study id, from the Open-i ids of a study's images and the two R2Gen kept: the
+    series of the pair (CXR2_IM-0652, CXR1_1_IM-0001), or for a study with more images one of
+    the pair's image ids in full (CXR11_IM-0468-4001)."""
+    if len(image_ids) > 2:
+        return pair[0]
+    return pair[0].rsplit("-", 1)[0]
 
 
 def write_r2gen(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
-    """Studies with exactly two images (frontal as 0.png) and a FINDINGS section, as in R2Gen,
-    split 70/10/20 by a seeded shuffle."""
+    """Studies with a FINDINGS section and a frontal and a lateral image, as in R2Gen: two
+    images each (frontal as 0.png, the first frontal and the lateral of larger studies), split
+    70/10/20 by a seeded shuffle."""
     sample_dir, out = Path(sample_dir), Path(out)
     entries = []
     for s in _studies(sample_dir):
         findings = " ".join(s["sections"].get("FINDINGS", "").split())
-        views = sorted(s["images"], key=lambda x: x[1] != "frontal")
-        if len(views) != 2 or not findings or views[0][1] != "frontal" or views[1][1] != "lateral":
+        frontal = [i for i, v in s["images"] if v == "frontal"]
+        lateral = [i for i, v in s["images"] if v == "lateral"]
+        if not findings or not frontal or not lateral:
             continue
-        sid = r2gen_id(views[0][0])
+        pair = (frontal[0], lateral[0])
+        sid = r2gen_id([i for i, _ in s["images"]], pair)
         (out / "images" / sid).mkdir(parents=True, exist_ok=True)
         paths = []
-        for k, (image_id, _view) in enumerate(views):
+        for k, image_id in enumerate(pair):
             shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", out / "images" / sid / f"{k}.png")
             paths.append(f"{sid}/{k}.png")
         entries.append({"id": sid, "report": findings, "image_path": paths})
@@ -129,6 +135,19 @@ def write_r2gen(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
     return {k: len(v) for k, v in data.items()}
 
 
+# Share of studies whose later images carry another machine translation of the Chinese caption,
+# as in openi-zh.json (the real file differs for about one study in ten).
+ZH_VARIANT_SHARE = 0.1
+
+
+def zh_variant(caption: str) -> str:
+    """A second translation of the same Chinese report: other wording, same meaning."""
+    for a, b in (("未见", "无"), ("。", "；")):
+        if a in caption:
+            return caption.replace(a, b, 1)
+    return caption + "。"
+
+
 def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
     """``openi-en.json`` and ``openi-zh.json``: one entry per image of every report with text."""
     sample_dir, out = Path(sample_dir), Path(out)
@@ -140,11 +159,14 @@ def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
         caption_zh = s["zh"]["findings"] + s["zh"]["impression"]
         if not caption_en:
             continue
+        varies = random.Random(f"zh-variant:{s['number']}").random() < ZH_VARIANT_SHARE
         for k, (image_id, _view) in enumerate(s["images"], start=1):
             glm_id = f"{s['uid']}_{k}"
             shutil.copyfile(sample_dir / "NLMCXR_png" / f"{image_id}.png", out / "images" / f"{glm_id}.png")
             en.append({"image_id": glm_id, "caption": caption_en})
-            zh.append({"image_id": glm_id, "caption": caption_zh})
+            zh.append(
+                {"image_id": glm_id, "caption": zh_variant(caption_zh) if varies and k > 1 else caption_zh}
+            )
     atomic_write_text(out / "openi-en.json", dump_json({"annotations": en}))
     atomic_write_text(out / "openi-zh.json", dump_json({"annotations": zh}))
     return {"images": len(en), "reports": len({e["image_id"].rsplit("_", 1)[0] for e in en})}

@@ -25,6 +25,11 @@ from .text import FINDINGS, INDICATIONS, choose_findings, write_report
 # Share of reports with one image, and with three (a second frontal), as in the real collection.
 ONE_IMAGE_SHARE = 0.08
 THREE_IMAGE_SHARE = 0.04
+# Open-i image ids are mostly CXR<n>_IM-<a>-<b> (series a, image b); a handful carry an extra
+# number, CXR<n>_<k>_IM-<a>-<b> (report 1 among them: CXR1_1_IM-0001-3001). Some studies with
+# three images have the third in a second series.
+RARE_FORM_SHARE = 0.03
+SECOND_SERIES_SHARE = 0.5
 # Share of reports whose FINDINGS section is empty (the real collection has several hundred),
 # and of reports with neither FINDINGS nor IMPRESSION (prepare must skip them with a reason).
 NO_FINDINGS_SHARE = 0.08
@@ -48,6 +53,8 @@ def _study(number: int, rng: random.Random) -> SyntheticStudy:
     present = choose_findings(rng)
     text = write_report(present, rng)
     r = rng.random()
+    if number == 1:  # report 1 has its sections, as in the real collection (R2Gen's CXR1_1_IM-0001)
+        r = 1.0
     if r < EMPTY_REPORT_SHARE:
         for lang in text.values():
             lang["findings"] = lang["impression"] = ""
@@ -59,9 +66,26 @@ def _study(number: int, rng: random.Random) -> SyntheticStudy:
     if ONE_IMAGE_SHARE <= r < ONE_IMAGE_SHARE + THREE_IMAGE_SHARE:
         views.append("frontal")
     rng.shuffle(views)  # the real XML lists views in no fixed order, and ids do not tell them apart
-    series = 1000 + number
-    images = [(f"CXR{number}_1_IM-{series:04d}-{1001 + 1000 * k}", view) for k, view in enumerate(views)]
+    images = list(zip(image_ids(number, len(views)), views, strict=True))
     return SyntheticStudy(number, present, text, rng.choice(INDICATIONS), images)
+
+
+def image_ids(number: int, count: int) -> list[str]:
+    """The Open-i ids of report ``number``'s ``count`` images, in the real naming mix. Drawn from
+    their own generator, so the names never change the reports or pictures of a seed."""
+    r = random.Random(f"openi-image-ids:{number}")
+    rare = number == 1 or r.random() < RARE_FORM_SHARE
+    head = f"CXR{number}_1" if rare else f"CXR{number}"
+    series = 1 if number == 1 else (number * 6389) % 9973  # a series number unrelated to n
+    first = 3 if number == 1 else r.choice((1, 1, 1, 1, 2, 3))  # b = 1001, 2001, 3001, ...
+    second_series = count >= 3 and r.random() < SECOND_SERIES_SHARE
+    ids = []
+    for k in range(count):
+        if second_series and k == count - 1:
+            ids.append(f"{head}_IM-{(series + 1) % 10000:04d}-1001")
+        else:
+            ids.append(f"{head}_IM-{series:04d}-{1000 * (first + k) + 1}")
+    return ids
 
 
 def report_xml(study: SyntheticStudy) -> bytes:

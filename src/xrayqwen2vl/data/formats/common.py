@@ -37,3 +37,17 @@ def load_json(path: str | Path, what: str):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+
+
+# The Indiana University collection (Open-i, and its Kaggle, R2Gen and XrayGLM copies): one
+# study is one report, numbered n; Open-i names it CXR<n>. Every form keys its studies by that
+# number written "CXR<n>", so a study lands in the same split whatever form it was read from.
+INDIANA = "indiana"
+_REPORT_NUMBER = re.compile(r"(?:CXR)?(\d+)")
+
+
+def indiana_study(report_id: str) -> str:
+    """ "CXR<n>" for a report id that is the Indiana report number (``CXR12``, ``12``, ``CXR012``),
+    else "" (the id itself is then the key)."""
+    m = _REPORT_NUMBER.fullmatch(report_id.strip())
+    return f"CXR{int(m.group(1))}" if m else ""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import ImageRef, InputFileError, Report, Skipped
+from .common import INDIANA, indiana_study
+from .registry import InputForm
 
 
 def _text(el: ET.Element | None) -> str:
@@ -30,6 +32,8 @@ def parse_report_xml(path: str | Path, display: str | None = None) -> Report:
         raise InputFileError(f"{name}: line {line}, column {col}: malformed XML ({msg})") from None
     except UnicodeDecodeError as e:
         raise InputFileError(f"{name}: undecodable text ({e.reason} at byte {e.start})") from None
+    except OSError as e:  # a symlink loop, a folder named *.xml, an unreadable file
+        raise InputFileError(f"{name}: cannot be read ({e.strerror or e})") from None
     if root.tag != "eCitation":
         raise InputFileError(f"{name}: root element is <{root.tag}>, expected <eCitation>")
     uid_el = root.find("uId")
@@ -53,6 +57,7 @@ def parse_report_xml(path: str | Path, display: str | None = None) -> Report:
         findings=sections.get("FINDINGS", ""),
         impression=sections.get("IMPRESSION", ""),
         images=images,
+        study=indiana_study(uid),
     )
 
 
@@ -75,3 +80,22 @@ def read_openi(reports_dir: str | Path) -> Iterator[Report | Skipped]:
             yield parse_report_xml(f, display)
         except InputFileError as e:
             yield Skipped(id=f.stem, source=display, reason=str(e).removeprefix(display + ": "))
+
+
+def count_reports(reports_dir: str | Path) -> int | None:
+    reports_dir = Path(reports_dir)
+    return len(list(reports_dir.glob("*.xml"))) if reports_dir.is_dir() else None
+
+
+FORM = InputForm(
+    name="openi",
+    collection=INDIANA,
+    help="raw Open-i download: ecgen-radiology/<n>.xml and NLMCXR_png/",
+    inputs={
+        "reports_dir": "folder of report XML files (ecgen-radiology)",
+        "images_dir": "NLMCXR_png",
+    },
+    read=lambda given: read_openi(given["reports_dir"]),
+    count=lambda given: count_reports(given["reports_dir"]),
+    key_rule="CXR<n> from the report's uId (CXR<n>)",
+)

@@ -3,6 +3,10 @@
 ``{"annotations": [{"image_id": "<report>_<k>", "caption": "..."}]}``, one entry per image; the
 image is ``<image_id>.png`` and its report is the id before the last ``_``. The caption is one
 undivided report text, so it becomes the target as it is (``--target both`` only).
+
+The images of one report often carry slightly different captions (two machine translations of
+one report in ``openi-zh.json``). The report is kept with the caption of its first entry in the
+file, and the variants are noted in the manifest.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..records import ImageRef, InputFileError, Report, Skipped
-from .common import load_json, undecodable
+from .common import INDIANA, indiana_study, load_json, undecodable
+from .registry import InputForm
+
+CAPTION_VARIANTS = "images carry different captions"
 
 
 def _annotations(captions: Path) -> list:
@@ -23,8 +30,8 @@ def _annotations(captions: Path) -> list:
 
 def read_xrayglm(captions: str | Path) -> Iterator[Report | Skipped]:
     """One Report per report id, in order of first appearance; every entry is accounted for:
-    a malformed entry is Skipped on its own, a report whose images disagree on the caption is
-    Skipped as a whole."""
+    a malformed entry is Skipped on its own; a report whose images disagree on the caption keeps
+    its first entry's caption, with a note."""
     captions = Path(captions)
     groups: dict[str, list[tuple[int, str, str]]] = {}
     bad_entries: list[Skipped] = []
@@ -49,21 +56,41 @@ def read_xrayglm(captions: str | Path) -> Iterator[Report | Skipped]:
     for report_id, items in groups.items():
         first = items[0][0]
         source = f"{captions.name}: annotations[{first}]"
-        texts = {" ".join(c.split()) for _, _, c in items}
-        if len(texts) > 1:
-            yield Skipped(report_id, source, f"its {len(items)} images carry {len(texts)} different captions")
-            continue
         ids = [image_id for _, image_id, _ in items]
         if len(set(ids)) != len(ids):
             yield Skipped(report_id, source, "an image_id appears twice")
             continue
+        texts = {" ".join(c.split()) for _, _, c in items}
+        notes = []
+        if len(texts) > 1:
+            notes.append(
+                f"{CAPTION_VARIANTS} ({len(texts)} variants among {len(items)} images; "
+                f"kept the first entry's, annotations[{first}])"
+            )
         yield Report(
             id=report_id,
             source=source,
             text=items[0][2],
             images=[ImageRef(id=image_id, relpath=f"{image_id}.png") for image_id in ids],
+            study=indiana_study(report_id),
+            notes=notes,
         )
 
 
 def count_reports(captions: str | Path) -> int:
     return sum(1 for _ in read_xrayglm(captions))
+
+
+FORM = InputForm(
+    name="xrayglm",
+    collection=INDIANA,
+    help="XrayGLM captions: openi-en.json or openi-zh.json + the <image_id>.png files",
+    inputs={
+        "captions": "openi-en.json or openi-zh.json",
+        "images_dir": "the folder of <image_id>.png",
+    },
+    read=lambda given: read_xrayglm(given["captions"]),
+    count=lambda given: count_reports(given["captions"]),
+    key_rule="CXR<n> from the report id, the image_id before its last _ (CXR<n> or <n>)",
+    sections_lang=None,
+)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from xrayqwen2vl.data.verify import fast_check, full_check, verify_images
+from xrayqwen2vl.data.verify import check_in_order, fast_check, full_check, verify_images
 
 
 def _film(w: int = 320, h: int = 384) -> Image.Image:
@@ -145,3 +145,31 @@ def test_verify_images_in_order_with_workers(tmp_path, jpeg, mode, workers):
 def test_verify_images_refuses_an_unknown_mode():
     with pytest.raises(ValueError, match="--verify-images 'quick'"):
         list(verify_images([], mode="quick"))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_check_in_order_mixes_fast_and_full_jobs(tmp_path, jpeg, png, workers):
+    """Jobs of both modes (as prepare sends them: a decode only where the view is unknown), in
+    input order; few full jobs among many fast ones still come back in their place."""
+    start = png.find(b"IDAT") + 4
+    damaged = bytearray(png)
+    damaged[start + 50 : start + 90] = bytes(40)
+    jobs, want = [], []
+    for i in range(200):
+        if i % 13 == 0:
+            jobs.append(None)
+            want.append(None)
+            continue
+        mode = "full" if i % 9 == 0 else "fast"
+        data = bytes(damaged) if i % 5 == 0 else png if i % 2 else jpeg
+        jobs.append((_file(tmp_path, f"{i}.{'png' if data[:4] == png[:4] else 'jpg'}", data), mode))
+        want.append((mode, i % 5 != 0 or mode == "fast"))
+    results = list(check_in_order(iter(jobs), workers=workers, batch=8, in_flight=2))
+    assert len(results) == len(jobs)
+    for i, (w, r) in enumerate(zip(want, results, strict=True)):
+        if w is None:
+            assert r is None
+            continue
+        mode, ok = w
+        assert r.ok == ok, (i, r)
+        assert (r.symmetry != 0.0) == (mode == "full" and ok), (i, mode, r.symmetry)

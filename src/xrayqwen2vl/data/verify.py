@@ -20,8 +20,9 @@ What ``fast`` cannot see is damage inside the compressed data of a complete file
 in the middle). ``full`` decodes every image as well: JPEGs in draft mode (libjpeg's DCT scaling
 to 1/8 size: every entropy-coded byte is still read and decoded, the inverse transform is done at
 an eighth of the size), PNGs fully; it also measures the left-right symmetry that prepare uses to
-tell unlabelled views apart. ``verify_images`` runs either over many paths in a pool, results in
-input order, with a bounded number of tasks in flight so memory stays flat.
+tell unlabelled views apart. ``check_in_order`` runs either over many paths (each with its own
+mode), fast checks in threads and full decodes in processes, results in input order, with a
+bounded number of tasks in flight so memory stays flat.
 """
 
 from __future__ import annotations
@@ -224,17 +225,119 @@ def full_check(path: str | Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
 CHECKS = {"fast": fast_check, "full": full_check}
 
 
-def _check_batch(args: tuple[str, list[str | None]]) -> list[ImageCheck | None]:
+def _check_batch(args: tuple[str, list[str]]) -> list[ImageCheck]:
     mode, paths = args
     check = CHECKS[mode]
-    return [None if p is None else check(p) for p in paths]
+    return [check(p) for p in paths]
 
 
-def _executor(mode: str, workers: int) -> Executor:
-    # fast: waiting on reads, so threads overlap them; full: decoding, so processes.
-    if mode == "fast":
-        return ThreadPoolExecutor(max_workers=workers)
-    return ProcessPoolExecutor(max_workers=workers)
+class _Batch:
+    """Paths of one mode waiting to be checked together; ``future`` once submitted."""
+
+    __slots__ = ("mode", "paths", "future", "results")
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.paths: list[str] = []
+        self.future = None
+        self.results: list[ImageCheck] | None = None
+
+
+class _Pools:
+    """One pool per mode, started when first needed: ``fast`` jobs wait on reads, so threads
+    overlap them (several per worker); ``full`` jobs decode, so they go to worker processes."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self.pools: dict[str, Executor] = {}
+
+    def submit(self, b: _Batch) -> None:
+        pool = self.pools.get(b.mode)
+        if pool is None:
+            if b.mode == "fast":
+                pool = ThreadPoolExecutor(max_workers=min(32, FAST_THREADS_PER_WORKER * self.workers))
+            else:
+                pool = ProcessPoolExecutor(max_workers=self.workers)
+            self.pools[b.mode] = pool
+        b.future = pool.submit(_check_batch, (b.mode, b.paths))
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+FAST_THREADS_PER_WORKER = 4
+
+
+def check_in_order(
+    jobs: Iterable[tuple[str | Path, str] | None], workers: int = 1, batch: int = 64, in_flight: int = 4
+) -> Iterator[ImageCheck | None]:
+    """The check of every ``(path, mode)`` job (mode ``fast`` or ``full``), yielded in input
+    order; None for a None job.
+
+    Jobs are consumed lazily and grouped by mode into batches; at most ``in_flight`` batches per
+    worker are outstanding (a half-filled batch is sent early when the oldest result waits on
+    it), so a collection of any size runs in constant memory and the reader of the jobs keeps
+    working while earlier images are checked. ``workers`` <= 1 checks in this process."""
+    if workers <= 1:
+        for job in jobs:
+            yield None if job is None else CHECKS[_mode(job[1])](job[0])
+        return
+    pools = _Pools(workers)
+    filling: dict[str, _Batch] = {}
+    order: deque[tuple[_Batch | None, int]] = deque()
+    outstanding = 0  # batches submitted and not yet yielded in full
+    limit = in_flight * workers
+
+    def send(b: _Batch) -> None:
+        nonlocal outstanding
+        if filling.get(b.mode) is b:
+            del filling[b.mode]
+        pools.submit(b)
+        outstanding += 1
+
+    def ready(final: bool) -> Iterator[ImageCheck | None]:
+        nonlocal outstanding
+        while order:
+            b, i = order[0]
+            if b is not None:
+                must_wait = final or outstanding >= limit
+                if b.future is None:
+                    if not must_wait:
+                        return
+                    send(b)
+                if b.results is None:
+                    if not must_wait and not b.future.done():
+                        return
+                    b.results = b.future.result()
+                if i == len(b.paths) - 1:
+                    outstanding -= 1
+            order.popleft()
+            yield None if b is None else b.results[i]
+
+    try:
+        for job in jobs:
+            if job is None:
+                order.append((None, 0))
+            else:
+                mode = _mode(job[1])
+                b = filling.get(mode)
+                if b is None:
+                    b = filling[mode] = _Batch(mode)
+                order.append((b, len(b.paths)))
+                b.paths.append(str(job[0]))
+                if len(b.paths) >= batch:
+                    send(b)
+            yield from ready(final=False)
+        yield from ready(final=True)
+    finally:
+        pools.close()
+
+
+def _mode(mode: str) -> str:
+    if mode not in CHECKS:
+        raise ValueError(f"--verify-images {mode!r}: expected one of {', '.join(VERIFY_MODES)}")
+    return mode
 
 
 def verify_images(
@@ -244,36 +347,8 @@ def verify_images(
     batch: int = 64,
     in_flight: int = 4,
 ) -> Iterator[ImageCheck | None]:
-    """``fast_check`` or ``full_check`` of every path, yielded in input order (None for None).
-
-    Paths are consumed lazily in batches; at most ``in_flight`` batches per worker are queued,
-    so a collection of any size runs in constant memory. ``workers`` <= 1 checks in this
-    process."""
-    if mode not in CHECKS:
-        raise ValueError(f"--verify-images {mode!r}: expected one of {', '.join(VERIFY_MODES)}")
-    batches = _batches(paths, batch, mode)
-    if workers <= 1:
-        for job in batches:
-            yield from _check_batch(job)
-        return
-    with _executor(mode, workers) as pool:
-        pending: deque = deque()
-        for job in batches:
-            pending.append(pool.submit(_check_batch, job))
-            if len(pending) >= in_flight * workers:
-                yield from pending.popleft().result()
-        while pending:
-            yield from pending.popleft().result()
-
-
-def _batches(
-    paths: Iterable[str | Path | None], size: int, mode: str
-) -> Iterator[tuple[str, list[str | None]]]:
-    chunk: list[str | None] = []
-    for p in paths:
-        chunk.append(None if p is None else str(p))
-        if len(chunk) >= size:
-            yield mode, chunk
-            chunk = []
-    if chunk:
-        yield mode, chunk
+    """``fast_check`` or ``full_check`` of every path, yielded in input order (None for None);
+    see ``check_in_order``."""
+    _mode(mode)
+    jobs = (None if p is None else (p, mode) for p in paths)
+    return check_in_order(jobs, workers, batch, in_flight)

@@ -96,17 +96,17 @@ def prepare_openi(sample_dir: Path, out: Path) -> Path:
 
 def prepare_mimic(sample_dir: Path, out: Path) -> Path:
     """The sample's synthetic MIMIC-CXR copy (under OUT/raw/mimic) prepared like the real data:
-    dataset names mimic_train/val/test, the official split."""
-    from xrayqwen2vl.data.formats.mimic import read_mimic
+    dataset names mimic_train/val/test, the official split (the form's default)."""
+    from xrayqwen2vl.data.formats.registry import get_form
     from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
     from xrayqwen2vl.synthetic.mimic import JPG_DIR, REPORTS_DIR, write_mimic
 
     raw = out / "raw" / "mimic"
     write_mimic(sample_dir, raw)
-    # The record's own split: prepare's "r2gen" mode takes it until the formats registry lands.
-    options = PrepareOptions(format="mimic", name="mimic", split="r2gen")
-    records = read_mimic(raw / JPG_DIR, raw / REPORTS_DIR)
-    prepare_dataset(records, raw / JPG_DIR, out, options, inputs={}, progress=False)
+    form = get_form("mimic")
+    given = {"images_dir": str(raw / JPG_DIR), "reports_dir": str(raw / REPORTS_DIR)}
+    options = PrepareOptions(format="mimic", name="mimic", split=form.default_split)
+    prepare_dataset(form.read(given), raw / JPG_DIR, out, options, inputs=given, progress=False)
     return out
 
 

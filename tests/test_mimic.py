@@ -17,7 +17,6 @@ from xrayqwen2vl.data.formats.mimic import (
     MimicCollection,
     csv_rows,
     ordered_images,
-    split_key,
     view_of,
 )
 from xrayqwen2vl.data.records import InputFileError, Report, Skipped
@@ -187,16 +186,18 @@ def test_official_split_validate_becomes_val(records, truth):
     assert {r.split for r in kept} == {"train", "val", "test"}
 
 
-def test_hash_split_keyed_by_patient_keeps_patients_whole(records):
+def test_study_key_and_patient_group(records, truth):
+    """The study key is s<study_id> and the split group the patient p<subject_id>: a hash of the
+    group keeps a patient's studies together, which a hash of the study would not."""
     kept = [r for r in records if isinstance(r, Report)]
     by_patient, by_study = defaultdict(set), defaultdict(set)
     for r in kept:
-        by_patient[split_key(r.id)].add(hash_split(split_key(r.id)))
-        by_study[split_key(r.id)].add(hash_split(r.id))
+        t = truth[r.id]
+        assert (r.study, r.group) == (f"s{t['study_id']}", f"p{t['subject_id']}")
+        by_patient[r.group].add(hash_split(r.group_key))
+        by_study[r.group].add(hash_split(r.study_key))
     assert all(len(s) == 1 for s in by_patient.values())
-    # keyed by study instead, some patient would straddle splits: the key is what separates them
     assert any(len(s) > 1 for s in by_study.values())
-    assert split_key("p10000032/s50414267") == "p10000032"
 
 
 # --- malformed inputs: one line naming the file and the line -----------------------------------

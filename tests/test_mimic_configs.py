@@ -99,7 +99,7 @@ def test_mimic_run_tokenises_once_and_the_next_run_reuses_it(
     train_script(
         MIMIC,
         f"model_name_or_path={tiny_model_dir}",
-        f"dataset_dir={tmp_path / 'no_data_needed'}",  # the tokenised copy is all it reads
+        f"dataset_dir={data}",  # the preflight (xrayqwen2vl check) wants it; training reads the copy
         f"output_dir={tmp_path / 'sft'}",
         f"tokenized_path={tokenized}",
         *kv(cpu_overrides(cfg)),

@@ -4,7 +4,11 @@
 ``mimic-cxr-2.0.0-{metadata,split,chexpert,negbio}.csv.gz`` with the public columns;
 ``OUT/mimic-cxr-reports/files/p<NN>/p<subject_id>/s<study_id>.txt``: free-text reports with a
 ``FINAL REPORT`` line, upper-case section headers, text wrapped at 78 columns with a leading space
-and ``___`` de-identification; ``OUT/mimic-truth.json``: what every study must become.
+and ``___`` de-identification; ``OUT/mimic-truth.json``: what every study must become; and
+``OUT/r2gen/annotation.json``, R2Gen's MIMIC-CXR annotation of the same copy: one entry per image
+(``id`` = dicom_id, ``study_id``, ``subject_id``, ``report`` = the findings, ``image_path`` =
+``["p1x/p…/s…/<dicom_id>.jpg"]`` under ``OUT/mimic-cxr-jpg/files``, ``split``) for the studies
+with a findings section.
 
 The variety the real collection has, each kind present in every block of 20 studies:
 - sections: FINDINGS + IMPRESSION (header alone on its line or text on the same line),
@@ -40,6 +44,7 @@ from ..fileio import atomic_write_bytes, atomic_write_text
 JPG_DIR = "mimic-cxr-jpg"
 REPORTS_DIR = "mimic-cxr-reports"
 TRUTH = "mimic-truth.json"
+R2GEN_ANNOTATION = "r2gen/annotation.json"  # R2Gen's mimic_cxr annotation; its images/ = JPG_DIR/files
 
 METADATA_FIELDS = [
     "dicom_id",
@@ -390,12 +395,38 @@ def write_collection(
     negbio = [{**row, "Pneumonia": ""} for row in labels]  # the two labelers disagree at times
     atomic_write_bytes(jpg / "mimic-cxr-2.0.0-negbio.csv.gz", _csv_gz(negbio, fields))
     atomic_write_text(out / TRUTH, json.dumps({"studies": truth}, ensure_ascii=False, indent=1) + "\n")
+    annotation = r2gen_annotation(studies, truth)
+    atomic_write_text(out / R2GEN_ANNOTATION, json.dumps(annotation, ensure_ascii=False) + "\n")
     return {
         "patients": len({s.subject_id for s in studies}),
         "studies": len(studies),
         "images": n_images,
         "reports": sum(s.has_report for s in studies),
     }
+
+
+def r2gen_annotation(studies: list[MimicStudy], truth: list[dict]) -> dict:
+    """R2Gen's MIMIC-CXR annotation: one entry per image of every study with a report, its images
+    in the metadata and a findings section (R2Gen's targets are the findings), all entries of a
+    study carrying its report, under the official split (``validate`` as ``val``)."""
+    data: dict[str, list] = {"train": [], "val": [], "test": []}
+    for study, want in zip(studies, truth, strict=True):
+        if not want.get("findings") or not study.has_report or not study.in_metadata:
+            continue
+        split = {"validate": "val"}.get(study.split, study.split)
+        folder = study.folder.removeprefix("files/")
+        for image in study.images:
+            data[split].append(
+                {
+                    "id": image.dicom_id,
+                    "study_id": study.study_id,
+                    "subject_id": study.subject_id,
+                    "report": want["findings"],
+                    "image_path": [f"{folder}/s{study.study_id}/{image.dicom_id}.jpg"],
+                    "split": split,
+                }
+            )
+    return data
 
 
 def _png_to_jpeg(image: MimicImage, path: Path) -> tuple[int, int]:

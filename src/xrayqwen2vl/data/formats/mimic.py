@@ -12,8 +12,13 @@ in (subject, study) order, so every study is accounted for: a ``Report`` with it
 impression, its images frontal first (PA, AP, other frontal projections), then lateral (LATERAL,
 LL, …), then images whose view is unknown, and its official split (``validate`` → ``val``); or a
 ``Skipped`` with the reason (no report file, no images, no findings or impression section,
-undecodable text). The report id is ``p<subject_id>/s<study_id>``, so a hash split can be keyed
-by the patient (``split_key``) and the studies of one patient never straddle splits.
+undecodable text). The report id is ``p<subject_id>/s<study_id>``; the study key is
+``s<study_id>`` and the split group the patient, ``p<subject_id>``, so a hash split keeps all the
+studies of one patient in one split, as the official split does.
+
+``prepare --format mimic`` (``FORM``): the collection is indexed once (the CSVs streamed, a few
+short strings per image), then the reports are read one at a time as prepare asks for them; its
+``len()`` is the number of records, for the progress bar.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from ..records import ImageRef, InputFileError, Report, Skipped
 from .common import undecodable
 from .mimic_sections import parse_report
+from .registry import InputForm
 
 METADATA = "mimic-cxr-2.0.0-metadata"
 SPLIT = "mimic-cxr-2.0.0-split"
@@ -70,11 +76,6 @@ def view_of(view_position: str, code_meaning: str = "") -> tuple[str | None, int
     if not vp:
         vp = VIEW_CODE_MEANINGS.get(" ".join(code_meaning.lower().split()), "")
     return VIEW_POSITIONS.get(vp, _UNKNOWN)
-
-
-def split_key(report_id: str) -> str:
-    """The unit a hash split is keyed by: the patient (``p<subject_id>``) of ``p…/s…``."""
-    return report_id.split("/", 1)[0]
 
 
 def find_csv(root: Path, stem: str) -> Path:
@@ -170,6 +171,12 @@ class MimicCollection:
     @property
     def total(self) -> int:
         return len(self.keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[Report | Skipped]:
+        return self.records()
 
     @property
     def inputs(self) -> dict:
@@ -277,6 +284,8 @@ class MimicCollection:
             impression=parsed.impression,
             images=ordered_images(subject, study, entry.images),
             split=entry.split,
+            study=f"s{study}",
+            group=f"p{subject}",
         )
 
 
@@ -292,20 +301,35 @@ def ordered_images(subject: int, study: int, images: list[tuple[str, str, str]])
     return [ref for _, ref in sorted(ranked, key=lambda x: x[0])]
 
 
-def read_mimic(images_dir: str | Path, reports_dir: str | Path) -> Iterator[Report | Skipped]:
-    return MimicCollection(images_dir, reports_dir).records()
+def read_mimic(images_dir: str | Path, reports_dir: str | Path) -> MimicCollection:
+    """The records of a MIMIC-CXR copy (iterable, and sized: ``len()`` is the number of records)."""
+    return MimicCollection(images_dir, reports_dir)
 
 
-def count_studies(images_dir: str | Path, reports_dir: str | Path) -> int:
-    return MimicCollection(images_dir, reports_dir).total
+KEY_RULE = "s<study_id>; split group: the patient, p<subject_id> (all studies of a patient in one split)"
 
+FORM = InputForm(
+    name="mimic",
+    collection="mimic-cxr",
+    help="MIMIC-CXR: the MIMIC-CXR-JPG root (files/p<NN>/p<subject>/s<study>/<dicom>.jpg and the "
+    "mimic-cxr-2.0.0-*.csv.gz) as --images-dir, the unpacked reports (files/p<NN>/p<subject>/s<study>.txt) "
+    "as --reports-dir",
+    inputs={
+        "images_dir": "MIMIC-CXR-JPG root (files/ and the metadata and split CSVs)",
+        "reports_dir": "MIMIC-CXR reports root (files/p<NN>/p<subject>/s<study>.txt)",
+    },
+    read=lambda given: read_mimic(given["images_dir"], given["reports_dir"]),
+    count=lambda given: None,  # the collection read() returns knows its size: len()
+    key_rule=KEY_RULE,
+    published_split="official",
+    default_split="official",
+)
 
 __all__ = [
+    "FORM",
     "MimicCollection",
-    "count_studies",
     "csv_rows",
     "ordered_images",
     "read_mimic",
-    "split_key",
     "view_of",
 ]

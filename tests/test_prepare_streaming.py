@@ -145,3 +145,51 @@ def test_verify_images_fast_and_full(sample_dir, tmp_path):
     assert [u["reason"].split(" (")[0] for u in full2["images_not_used"] if u["image"] == png.name] == [
         "image unreadable"
     ]
+
+
+def test_manifest_does_not_depend_on_how_far_the_pool_reads_ahead(sample_dir, tmp_path):
+    """The stages run interleaved (the image pool reads ahead of the later stages by as many
+    studies as it has in flight); skipped records and unused images are still listed in input
+    order, so one worker (no read-ahead) and two give byte-identical manifests."""
+    form = make_form("kaggle", sample_dir, tmp_path / "src", bad=True)
+    for workers in ("1", "2"):
+        assert cli_main(form.args(tmp_path / workers, "--workers", workers)) == 0
+    one, two = ((tmp_path / w / "manifest.json").read_text() for w in ("1", "2"))
+    m = json.loads(one)["kaggle"]
+    assert len(m["skipped"]) > 10 and len(m["images_not_used"]) > 10
+    assert one == two
+
+
+def test_images_folder_resolves_like_path_resolve(tmp_path):
+    """locate() resolves a component at a time and remembers folders (2 lstat per MIMIC image
+    instead of one per component); its answers are those of Path.resolve(), links included."""
+    from xrayqwen2vl.data.images import ImagesFolder
+
+    root = tmp_path / "images"
+    (root / "a" / "c").mkdir(parents=True)
+    (tmp_path / "outside").mkdir()
+    (root / "a" / "x.png").write_bytes(b"x")
+    (root / "b").symlink_to("a")  # a link inside
+    (root / "out").symlink_to(tmp_path / "outside")  # a folder link leading out
+    (root / "a" / "up").symlink_to("../..")  # a link that climbs out
+    (root / "a" / "f.png").symlink_to("x.png")  # a file link inside
+    folder = ImagesFolder(root)
+    cases = [
+        "a/x.png",
+        "b/x.png",
+        "b/c/../x.png",
+        "a/./x.png",
+        "a/f.png",
+        "out/y.png",
+        "b/../../secret.png",
+        "a/up/images/a/x.png",
+        "a/up/secret.png",
+        "missing/dir/z.png",
+        "a",
+    ]
+    for _ in range(2):  # the second time from the remembered folders
+        for rel in cases:
+            path, reason = folder.locate(rel)
+            want = (root / rel).resolve()
+            inside = want != root.resolve() and root.resolve() in want.parents
+            assert (path, bool(reason)) == ((want, False) if inside else (None, True)), rel

@@ -138,8 +138,11 @@ class Ledger:
     the way. Its lists grow with the problems found, not with the collection."""
 
     inputs: int = 0  # records read (reports, and records that failed to be one)
-    skipped: list[dict] = field(default_factory=list)
-    not_used: list[dict] = field(default_factory=list)
+    read: int = 0  # every record the reader gave, unused images included: its place in the input
+    # (place in the input, entry): the stages run interleaved, so entries are put back in input
+    # order at the end (``in_order``) and the manifest is the same from run to run.
+    skipped: list[tuple[int, dict]] = field(default_factory=list)
+    not_used: list[tuple[int, dict]] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
     keys_read: set[str] | None = None  # study keys of every report read (kept for a split table)
     script_checked: int = 0  # targets whose script was told (the language check)
@@ -148,11 +151,16 @@ class Ledger:
     images_checked: int = 0
     images_decoded: int = 0
 
-    def skip(self, rec: Report, reason: str) -> None:
-        self.skipped.append(Skipped(rec.id, rec.source, reason).to_json())
+    def skip(self, rec: Report, reason: str, at: int) -> None:
+        self.skipped.append((at, Skipped(rec.id, rec.source, reason).to_json()))
 
-    def unused(self, report: str, image: str, reason: str) -> None:
-        self.not_used.append({"report": report, "image": image, "reason": reason})
+    def unused(self, report: str, image: str, reason: str, at: int) -> None:
+        self.not_used.append((at, {"report": report, "image": image, "reason": reason}))
+
+    @staticmethod
+    def in_order(entries: list[tuple[int, dict]]) -> list[dict]:
+        """The entries by place in the input (a stable sort: one record's in stage order)."""
+        return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
 
 
 @dataclass
@@ -171,6 +179,7 @@ class Study:
 
     rec: Report
     target: str
+    at: int  # place of its record in the input
     images: list[Listed] = field(default_factory=list)
     samples: list[list[Listed]] = field(default_factory=list)  # after choose_views
     split: str = ""  # after assign_splits
@@ -188,27 +197,29 @@ def read_reports(records, ledger: Ledger, options, translations) -> Iterator[Stu
     """Stage 1: every record read; the reports whose text makes a target, once per id."""
     seen: dict[str, str] = {}
     for rec in records:
+        at = ledger.read
+        ledger.read += 1
         if isinstance(rec, UnusedImage):
-            ledger.unused(rec.report, rec.image, rec.reason)
+            ledger.unused(rec.report, rec.image, rec.reason, at)
             continue
         ledger.inputs += 1
         if isinstance(rec, Skipped):
-            ledger.skipped.append(rec.to_json())
+            ledger.skipped.append((at, rec.to_json()))
             continue
         if ledger.keys_read is not None:
             ledger.keys_read.add(rec.study_key)
         if rec.id in seen:
-            ledger.skip(rec, f"duplicate report id (first in {seen[rec.id]})")
+            ledger.skip(rec, f"duplicate report id (first in {seen[rec.id]})", at)
             continue
         seen[rec.id] = rec.source
         target, reason = _target(rec, options, translations)
         if reason:
-            ledger.skip(rec, reason)
+            ledger.skip(rec, reason, at)
         elif not rec.images:
-            ledger.skip(rec, "no images listed")
+            ledger.skip(rec, "no images listed", at)
         else:
             ledger.notes += [{"id": rec.id, "source": rec.source, "note": n} for n in rec.notes]
-            yield Study(rec, target)
+            yield Study(rec, target, at)
 
 
 # A wrong --lang is told from this many targets already, rather than after the whole collection.
@@ -232,7 +243,7 @@ def check_language(studies: Iterable[Study], ledger: Ledger, options: PrepareOpt
         ledger.script_wrong_count += 1
         if not ledger.script_wrong:
             ledger.script_wrong.append(s.rec)
-        ledger.skip(s.rec, f"target written in {written} script, not that of --lang {options.lang}")
+        ledger.skip(s.rec, f"target written in {written} script, not that of --lang {options.lang}", s.at)
         if ledger.script_checked >= SCRIPT_EARLY:
             refuse_wrong_language(ledger, options, early=True)
 
@@ -266,7 +277,7 @@ def take_published_split(
         if s.rec.split in SPLITS:
             yield s
         else:
-            ledger.skip(s.rec, f"not in the {options.split} split (--split {options.split})")
+            ledger.skip(s.rec, f"not in the {options.split} split (--split {options.split})", s.at)
 
 
 def split_table_facts(ledger: Ledger, options: PrepareOptions, table: PublishedSplit | None) -> dict:
@@ -349,10 +360,10 @@ def choose_views(studies: Iterable[Study], ledger: Ledger, views: str) -> Iterat
             if x.check is not None and x.check.ok:
                 usable.append(x)
             else:
-                ledger.unused(s.rec.id, x.ref.id, x.reason)
+                ledger.unused(s.rec.id, x.ref.id, x.reason, s.at)
         if not usable:
             problems = "; ".join(f"{x.ref.id}: {x.reason}" for x in s.images)
-            ledger.skip(s.rec, f"no readable image ({problems})")
+            ledger.skip(s.rec, f"no readable image ({problems})", s.at)
             continue
         s.samples, unused = _select(_order_views(usable), views)
         for x in unused:
@@ -361,11 +372,12 @@ def choose_views(studies: Iterable[Study], ledger: Ledger, views: str) -> Iterat
                 x.ref.id,
                 f"not used with --views {views} (one frontal"
                 f"{' and one lateral' if views == 'both' else ''} view per study)",
+                s.at,
             )
         if s.samples:
             yield s
         else:
-            ledger.skip(s.rec, "no frontal view")
+            ledger.skip(s.rec, "no frontal view", s.at)
 
 
 @dataclass
@@ -641,8 +653,8 @@ def prepare_dataset(
         "split": split_facts(options, record, published),
         "counts": _counts(ledger, kept, writer, n_copies),
         "files": {s: f"{options.name}_{s}.json" for s in SPLITS},
-        "skipped": ledger.skipped,
-        "images_not_used": ledger.not_used,
+        "skipped": Ledger.in_order(ledger.skipped),
+        "images_not_used": Ledger.in_order(ledger.not_used),
         "notes": ledger.notes,
     }
     write_outputs(out_dir, options.name, manifest)

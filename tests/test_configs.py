@@ -428,7 +428,7 @@ def test_gpus_line_gives_the_count_the_hardware_line_names(path):
     recipe = load_recipe(path)
     text = "\n".join(recipe.header)
     hardware = re.search(r"# Hardware: (\w+)", text).group(1)
-    assert recipe.gpus == {"4": 4, "one": 1}[hardware], (
+    assert recipe.gpus == ({"one": 1}.get(hardware) or int(hardware)), (
         f"{rel(path)}: GPUs {recipe.gpus} vs Hardware: {hardware}"
     )
     if path.parent.name != "predict":

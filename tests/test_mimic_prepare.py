@@ -335,3 +335,37 @@ def test_mimic_output_loads_in_llamafactory(raw, official, tiny_model_dir, tmp_p
         [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1].removeprefix("RESULT ")
     )
     assert got == expected and 1 in got and 2 in got
+
+
+def test_doc_shows_what_the_commands_print(tmp_path, capsys, monkeypatch):
+    """doc/mimic.md's walk-through on the synthetic copy: its commands, run as written (from a
+    folder standing for the repository root), print what the page shows."""
+    from conftest import REPO
+
+    doc = (REPO / "doc" / "mimic.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["sample", "--out", "data/raw/sample", "--format", "mimic", "--quiet"]) == 0
+    assert "mimic form: data/raw/sample/mimic/ (patients 111, studies 200, images 394,\nreports 199)" in doc
+    assert "(patients 111, studies 200, images 394, reports 199)" in capsys.readouterr().out
+    shown = doc.split("then prints:\n\n```\n", 1)[1].split("```", 1)[0].splitlines()
+    args = ["prepare", "--format", "mimic", "--images-dir", "data/raw/sample/mimic/mimic-cxr-jpg"]
+    args += ["--reports-dir", "data/raw/sample/mimic/mimic-cxr-reports", "--out", "data", "--name", "mimic"]
+    assert cli_main([*args, "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines() == shown[:-1]  # the last line is stderr's
+    assert shown[-1].startswith("checked 362 images (25 decoded) of 200 records in ")
+    assert cli_main([*args[:-1], "mimic_hash", "--split", "hash", "--quiet"]) == 0
+    assert "train         125      125" in capsys.readouterr().out and "split 125 / 8 / 50 by patient" in doc
+    r2 = ["prepare", "--format", "r2gen", "--annotation", "data/raw/sample/mimic/r2gen/annotation.json"]
+    r2 += [
+        "--images-dir",
+        "data/raw/sample/mimic/mimic-cxr-jpg/files",
+        "--out",
+        "data",
+        "--name",
+        "mimic_r2gen",
+    ]
+    assert cli_main([*r2, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "reports read 135: kept 135, skipped 0" in out and "`reports read 135: kept 135, skipped 0`" in doc
+    entries = json.loads(Path("data/raw/sample/mimic/r2gen/annotation.json").read_text())
+    assert sum(len(v) for v in entries.values()) == 267 and "267 entries" in doc

@@ -795,9 +795,10 @@ def summary_lines(manifest: dict, out_dir: str | Path) -> list[str]:
     return lines
 
 
-def print_summary(manifest: dict, out_dir, stream=sys.stdout) -> None:
+def print_summary(manifest: dict, out_dir, stream=None) -> None:
+    """The summary on ``stream`` (default: sys.stdout as it is at the call, not at import)."""
     for line in summary_lines(manifest, out_dir):
-        print(line, file=stream)
+        print(line, file=stream or sys.stdout)
 
 
 __all__ = ["PrepareOptions", "prepare_dataset", "dataset_info_entry", "print_summary", "dump_json"]

@@ -267,6 +267,10 @@ class _Pools:
 
 
 FAST_THREADS_PER_WORKER = 4
+# Jobs per batch sent to a decoding process: a full check takes ~11 ms on a full-size film, so
+# small batches keep the processes evenly loaded (and a few decodes among many fast checks are
+# spread over them, not queued on one).
+FULL_BATCH = 4
 
 
 def check_in_order(
@@ -275,7 +279,8 @@ def check_in_order(
     """The check of every ``(path, mode)`` job (mode ``fast`` or ``full``), yielded in input
     order; None for a None job.
 
-    Jobs are consumed lazily and grouped by mode into batches; at most ``in_flight`` batches per
+    Jobs are consumed lazily and grouped by mode into batches (``batch`` fast checks, at most
+    FULL_BATCH decodes); at most 2 x ``in_flight`` batches per
     worker are outstanding (a half-filled batch is sent early when the oldest result waits on
     it), so a collection of any size runs in constant memory and the reader of the jobs keeps
     working while earlier images are checked. ``workers`` <= 1 checks in this process."""
@@ -287,7 +292,7 @@ def check_in_order(
     filling: dict[str, _Batch] = {}
     order: deque[tuple[_Batch | None, int]] = deque()
     outstanding = 0  # batches submitted and not yet yielded in full
-    limit = in_flight * workers
+    limit = 2 * in_flight * workers  # fast batches for the threads, full ones for the processes
 
     def send(b: _Batch) -> None:
         nonlocal outstanding
@@ -326,7 +331,7 @@ def check_in_order(
                     b = filling[mode] = _Batch(mode)
                 order.append((b, len(b.paths)))
                 b.paths.append(str(job[0]))
-                if len(b.paths) >= batch:
+                if len(b.paths) >= (batch if mode == "fast" else min(batch, FULL_BATCH)):
                     send(b)
             yield from ready(final=False)
         yield from ready(final=True)

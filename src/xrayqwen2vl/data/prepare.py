@@ -603,62 +603,98 @@ def prepare_dataset(
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputFileError(f"{images_dir}: images folder not found")
-    folder = ImagesFolder(images_dir)
-    out_dir = Path(out_dir)
-    workers = default_workers() if workers is None else workers
-    prompt_list = prompts or [options.prompt_text()]
     use_table = split_table is not None and options.split != "hash"
-    ledger = Ledger(keys_read=set() if use_table else None)
-    record = SplitRecord()
-
+    run = Run(
+        options,
+        ImagesFolder(images_dir),
+        default_workers() if workers is None else workers,
+        translations,
+        split_table,
+        Ledger(keys_read=set() if use_table else None),
+    )
+    prompt_list = prompts or [options.prompt_text()]
     bar = tqdm(records, desc="reports", unit="report", total=total, disable=not progress, smoothing=0.1)
-    studies = read_reports(bar, ledger, options, translations)
-    studies = check_language(studies, ledger, options)
-    studies = take_published_split(studies, ledger, options, split_table)
-    studies = claim_images(studies, folder)
-    studies = check_images(studies, ledger, options.verify_images, workers)
-    studies = choose_views(studies, ledger, options.views)
-    studies = assign_splits(studies, options, record)
-
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    writer = None
     try:
-        copies = ImageCopies(out_dir, options.name, folder, _input_files(inputs))
-        writer = SampleWriter(out_dir, options, prompt_list, folder, copies)
-        kept = 0
-        for s in studies:
-            writer.add(s)
-            kept += 1
+        kept, writer, n_copies = write_samples(
+            stream_studies(bar, run), run, Path(out_dir), prompt_list, inputs, progress
+        )
+    finally:
         bar.close()
-        refuse_wrong_language(ledger, options)
-        published = split_table_facts(ledger, options, split_table)
-        if kept + len(ledger.skipped) != ledger.inputs:  # an internal invariant: nothing may vanish
-            raise AssertionError(f"kept {kept} + skipped {len(ledger.skipped)} != inputs {ledger.inputs}")
-        n_copies = copies.write(options.max_pixels, workers, progress)
-        writer.commit()
-    except BaseException:
-        bar.close()
-        if writer is not None:
-            writer.discard()
-        if created and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
+    ledger = run.ledger
     manifest = {
         "package": "xrayqwen2vl",
         "package_version": __version__,
         "inputs": inputs,
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
         "prompt": prompt_list[0] if len(prompt_list) == 1 else prompt_list,
-        "split": split_facts(options, record, published),
+        "split": split_facts(options, run.record, run.published),
         "counts": _counts(ledger, kept, writer, n_copies),
         "files": {s: f"{options.name}_{s}.json" for s in SPLITS},
         "skipped": Ledger.in_order(ledger.skipped),
         "images_not_used": Ledger.in_order(ledger.not_used),
         "notes": ledger.notes,
     }
-    write_outputs(out_dir, options.name, manifest)
+    write_outputs(Path(out_dir), options.name, manifest)
     return manifest
+
+
+@dataclass
+class Run:
+    """What the stages of one prepare run share."""
+
+    options: PrepareOptions
+    folder: ImagesFolder
+    workers: int
+    translations: dict[str, str] | None
+    split_table: PublishedSplit | None
+    ledger: Ledger
+    record: SplitRecord = field(default_factory=SplitRecord)
+    published: dict = field(default_factory=dict)  # the split table's facts, once settled
+
+
+def stream_studies(records: Iterable, run: Run) -> Iterator[Study]:
+    """Stages 1-7, chained: the studies that become samples, one at a time, with their split."""
+    options, ledger = run.options, run.ledger
+    studies = read_reports(records, ledger, options, run.translations)
+    studies = check_language(studies, ledger, options)
+    studies = take_published_split(studies, ledger, options, run.split_table)
+    studies = claim_images(studies, run.folder)
+    studies = check_images(studies, ledger, options.verify_images, run.workers)
+    studies = choose_views(studies, ledger, options.views)
+    return assign_splits(studies, options, run.record)
+
+
+def write_samples(
+    studies: Iterable[Study], run: Run, out_dir: Path, prompts: list[str], inputs: dict, progress: bool
+) -> tuple[int, SampleWriter, int]:
+    """Stage 8: every study's samples into the split files, then what could only be judged at
+    the end (the language of most targets, the split table's match, the accounting), the image
+    copies, and the split files put in place. A run that stops leaves nothing behind (an output
+    folder it created is removed when empty). Returns (studies kept, the writer, copies made)."""
+    options, ledger = run.options, run.ledger
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        copies = ImageCopies(out_dir, options.name, run.folder, _input_files(inputs))
+        writer = SampleWriter(out_dir, options, prompts, run.folder, copies)
+        kept = 0
+        for s in studies:
+            writer.add(s)
+            kept += 1
+        refuse_wrong_language(ledger, options)
+        run.published = split_table_facts(ledger, options, run.split_table)
+        if kept + len(ledger.skipped) != ledger.inputs:  # an internal invariant: nothing may vanish
+            raise AssertionError(f"kept {kept} + skipped {len(ledger.skipped)} != inputs {ledger.inputs}")
+        n_copies = copies.write(options.max_pixels, run.workers, progress)
+        writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return kept, writer, n_copies
 
 
 def _input_files(inputs: dict) -> set[Path]:

@@ -299,6 +299,7 @@ def test_what_the_user_sees(raw, tmp_path):
         lines[-1]
         == f"wrote {tmp_path}/mimic_{{train,val,test}}.json, dataset_info.json, manifest.json (mimic)"
     )
+    assert proc.stderr.startswith("reading the mimic inputs …\n")  # while the CSVs are indexed
     assert "reports: 100%" in proc.stderr and "80/80 [" in proc.stderr and "<00:00" in proc.stderr
     speed = proc.stderr.strip().splitlines()[-1]
     assert speed.startswith("checked 138 images (8 decoded) of 80 records in ") and "peak memory" in speed

@@ -87,6 +87,8 @@ def run_prepare(args) -> int:
         if getattr(args, extra):
             inputs[extra] = getattr(args, extra)
     start = time.perf_counter()
+    if not args.quiet:  # a collection's index (MIMIC-CXR's CSVs and report tree) takes a while
+        print(f"reading the {form.name} inputs …", file=sys.stderr, flush=True)
     records = form.read(given)
     manifest = prepare_dataset(
         records,

@@ -6,14 +6,13 @@ process never exits with that thread inside torch (the rc 134 abort of `report -
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 
 import numpy as np
 import pytest
-from conftest import OFFLINE_ENV, REPO, tool
 from PIL import Image
 from security_support import tree_digest
+from test_report import report  # a hang fails by its timeout
 
 from xrayqwen2vl.data.records import InputFileError
 from xrayqwen2vl.serve.dicom_io import looks_like_dicom, open_view
@@ -33,22 +32,9 @@ def image(tmp_path_factory):
     return path
 
 
-def _report(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, **OFFLINE_ENV}
-    return subprocess.run(
-        [tool("xrayqwen2vl"), "report", *args],
-        cwd=REPO,
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=240,  # a FIFO that is opened blocks forever: the timeout fails the test
-    )
-
-
 def test_fifo_named_png_is_refused_without_opening_it(fifo, tiny_model_dir, tmp_path):
     before = tree_digest(tmp_path)
-    proc = _report("--model", str(tiny_model_dir), str(fifo))
+    proc = report("--model", str(tiny_model_dir), str(fifo), check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"xrayqwen2vl report: error: {fifo}: not a regular file (a FIFO, socket or device); give an image file"
@@ -64,7 +50,7 @@ def test_fifo_named_png_is_refused_without_opening_it(fifo, tiny_model_dir, tmp_
 def test_interactive_fifo_line_then_two_reports_and_a_clean_exit(fifo, image, tiny_model_dir, tmp_path):
     before = tree_digest(tmp_path)
     stdin = f"{fifo}\n{image}\n{image}\nexit\n"
-    proc = _report("-i", "--model", str(tiny_model_dir), "--max-new-tokens", "8", stdin=stdin)
+    proc = report("-i", "--model", str(tiny_model_dir), "--max-new-tokens", "8", stdin=stdin)
     assert proc.returncode == 0, proc.stderr[-3000:]  # was 134 in about half the runs here
     errors = [line for line in proc.stderr.splitlines() if line.startswith("xrayqwen2vl report: error:")]
     assert errors == [

@@ -13,7 +13,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from security_support import tree_digest
 
+import xrayqwen2vl.data.prepare  # noqa: F401  imported here, not first under capsys (see below)
 from xrayqwen2vl.cli import main as cli_main
+
+# translate imports data.prepare, whose print_summary binds sys.stdout as a default argument at
+# import time; imported first inside a capsys test it would keep that test's closed stream and
+# break a later `prepare` run in the same process (test_download); data/prepare.py is the data lane's.
 
 GOOD = {
     "The heart is normal in size.": "心脏大小正常。",

@@ -680,7 +680,7 @@ def summary_lines(manifest: dict, out_dir: str | Path) -> list[str]:
     return lines
 
 
-def print_summary(manifest: dict, out_dir, stream=sys.stdout) -> None:
+def print_summary(manifest: dict, out_dir, stream=None) -> None:
     for line in summary_lines(manifest, out_dir):
         print(line, file=stream)
 

@@ -20,7 +20,7 @@ help:
 # for nodes whose NVIDIA driver runs CUDA 12 only. Empty: the PyPI build, which is CUDA 13 (driver
 # 580 or newer). It takes effect when .venv is created: rm -rf .venv to change it.
 TORCH_INDEX ?=
-TORCH_PINS := $(shell sed -nE 's/^ *"(torch|torchvision|torchaudio)==([^"]+)",.*/\1==\2/p' pyproject.toml)
+TORCH_PINS = $(shell sed -nE 's/^ *"(torch|torchvision|torchaudio)==([^"]+)",.*/\1==\2/p' pyproject.toml)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

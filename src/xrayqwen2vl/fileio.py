@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -46,6 +47,20 @@ def dump_json(obj) -> str:
 
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, dump_json(obj))
+
+
+# A spreadsheet opening a CSV runs a cell that starts with one of these as a formula (fullwidth
+# forms too, in some locales); tab and carriage return start the same attacks.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell for a CSV that people open in a spreadsheet: one that would start a formula
+    is prefixed with an apostrophe (shown as text, not run); plain numbers stay as they are."""
+    if cell.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
 
 
 class AtomicJsonList:

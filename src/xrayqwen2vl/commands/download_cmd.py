@@ -39,7 +39,8 @@ def register(sub) -> None:
         description=(
             "Download NLMCXR_reports.tgz and NLMCXR_png.tgz from Open-i into OUT, resuming a partial "
             "download with an HTTP Range request, check the size against the server's headers, record "
-            "size and SHA-256 in OUT/download.json, and unpack to OUT/ecgen-radiology/ and OUT/NLMCXR_png/. "
+            "size and SHA-256 in OUT/download.json, and unpack to OUT/ecgen-radiology/ and OUT/NLMCXR_png/ "
+            "(links, special files, members leaving the folder and archive bombs are refused: doc/security.md). "
             "The collection is CC BY-NC-ND 4.0: research use, no redistribution of modified copies."
         ),
     )

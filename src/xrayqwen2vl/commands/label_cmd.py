@@ -9,15 +9,19 @@ import io
 def run_label(args) -> int:
     from ..eval.chexpert_labeler import OBSERVATIONS, label_report
     from ..eval.inputs import read_reports
-    from ..fileio import atomic_write_text
+    from ..fileio import atomic_write_text, spreadsheet_safe
 
     reports = read_reports(args.reports)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    # CRLF rows (RFC 4180): the writer then quotes a cell holding a bare CR too, which with "\n"
+    # rows it leaves unquoted and readers take for the end of the row.
+    writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(["id", *OBSERVATIONS])
     for rid, text in reports:
         labels = label_report(text, args.lang)
-        writer.writerow([rid, *("" if labels[o] is None else labels[o] for o in OBSERVATIONS)])
+        writer.writerow(
+            [spreadsheet_safe(rid), *("" if labels[o] is None else labels[o] for o in OBSERVATIONS)]
+        )
     atomic_write_text(args.out, buf.getvalue())
     print(f"labelled {len(reports)} reports -> {args.out}")
     return 0
@@ -29,7 +33,8 @@ def register(sub) -> None:
         help="label reports with the 14 CheXpert observations (rule-based, English or Chinese)",
         description=(
             'Read REPORTS.jsonl (one {"id": ..., "text": ...} per line) and write a CSV with columns id and the '
-            "14 CheXpert observations: 1 positive, 0 negative, -1 uncertain, empty not mentioned. "
+            "14 CheXpert observations: 1 positive, 0 negative, -1 uncertain, empty not mentioned. An id that a "
+            "spreadsheet would run as a formula (starting with =, +, -, @, tab or CR) is written with a leading '. "
             "Rules: doc/labeler.md."
         ),
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+
+MAX_DETAIL_LINES = 50
 
 
 def run_translate(args) -> int:
@@ -30,6 +33,10 @@ def run_translate(args) -> int:
             progress=not args.quiet,
         )
     except TranslateError as e:
+        for line in e.details[:MAX_DETAIL_LINES]:  # one line per failed text, naming its sample
+            print(f"xrayqwen2vl translate: failed: {line}", file=sys.stderr)
+        if len(e.details) > MAX_DETAIL_LINES:
+            print(f"xrayqwen2vl translate: … and {len(e.details) - MAX_DETAIL_LINES} more", file=sys.stderr)
         raise ValueError(str(e)) from None
     print(
         f"texts {result['texts']}: {result['cached']} from the cache, {result['translated']} translated now "

@@ -3,8 +3,16 @@
 Each archive is downloaded to ``OUT/<name>.part`` and renamed to ``OUT/<name>`` once its size
 (the server's Content-Length / Content-Range total) and, when known, its SHA-256 match. A rerun
 after a dropped connection asks the server for the rest with an HTTP ``Range`` request; a server
-that ignores ranges makes it start over. Archives are unpacked through a temporary folder that
-is renamed into place, so a half-extracted tree is never mistaken for a finished one.
+that ignores ranges, or answers from another offset than asked (its Content-Range says where),
+makes it start over. Archives are unpacked through a temporary folder that is renamed into place,
+so a half-extracted tree is never mistaken for a finished one.
+
+Unpacking trusts nothing in the archive (doc/security.md): it does not rely on ``tarfile``'s
+extraction filters, which some Python versions do not enforce (CVE-2025-4517 and relatives on
+3.11 before 3.11.13). Every member is checked and written by this module: symbolic and hard
+links, devices and FIFOs are refused (the Open-i archives hold files and folders only), a name
+that is absolute or whose normalised path leaves the folder is refused, and the declared sizes
+and the number of members are capped (an archive bomb is refused before it fills the disk).
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
+import re
 import shutil
 import tarfile
 import tempfile
@@ -27,6 +37,12 @@ from .records import InputFileError
 
 DEFAULT_BASE_URL = "https://openi.nlm.nih.gov/imgs/collections/"
 CHUNK = 1 << 16
+# Caps on what one archive may unpack to. Open-i's report archive (about 1 MB) unpacks to a few
+# tens of MB, its PNG archive (about 1.4 GB) to about as much again, in fewer than 8,000 files.
+MAX_RATIO = 100  # unpacked bytes per archive byte (gzip can reach about 1,000)
+MIN_CAP = 64 << 20  # small archives may always unpack to this much
+MAX_UNPACKED = 8 << 30  # and no archive to more than this
+MAX_MEMBERS = 100_000
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,12 @@ def _total_from(resp, offset: int) -> int | None:
     return int(cl) + offset if cl and cl.isdigit() else None
 
 
+def _range_start(resp) -> int | None:
+    """Where the body of a 206 reply starts (its Content-Range), None when it does not say."""
+    m = re.fullmatch(r"bytes\s+(\d+)-(\d+)/(\d+|\*)", (resp.headers.get("Content-Range") or "").strip())
+    return int(m[1]) if m else None
+
+
 def fetch(
     url: str, dest: Path, expected_size: int | None = None, timeout: float = 60, progress: bool = True
 ) -> int:
@@ -85,10 +107,22 @@ def fetch(
             if total is None or total == offset:
                 os.replace(part, dest)
                 return offset
+            part.unlink()  # not the size the server reports: not a prefix of its file
+            return fetch(url, dest, expected_size, timeout, progress)
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"{url}: cannot connect ({reason})") from None
+    if resp.status == 206 and _range_start(resp) != offset:
+        # A part from elsewhere than asked (or not saying where): appending it would corrupt the
+        # file and grow it past its size. Start again from byte 0, without a Range.
+        resp.close()
+        if not offset:
+            raise DownloadError(
+                f"{url}: HTTP 206 for a whole-file request (Content-Range {resp.headers.get('Content-Range')!r})"
+            )
+        part.unlink()
+        return fetch(url, dest, expected_size, timeout, progress)
     with resp:
         if offset and resp.status != 206:
             offset = 0  # the server ignored the range: start again
@@ -124,18 +158,87 @@ def fetch(
     return got
 
 
-def extract(archive: Path, out: Path, extract_to: str, result: str) -> int:
-    """Unpack ``archive`` so that ``out/result`` appears whole; return the number of files."""
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):,.1f} MiB"
+
+
+def unpack_cap(archive_size: int) -> int:
+    """The most bytes an archive of ``archive_size`` bytes may unpack to."""
+    return min(MAX_UNPACKED, max(MIN_CAP, MAX_RATIO * archive_size))
+
+
+def _member_path(archive: Path, member: tarfile.TarInfo) -> str:
+    """The member's normalised relative path, or InputFileError when it must not be unpacked."""
+    name = member.name
+    where = f"{archive}: member {name!r}"
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        raise InputFileError(
+            f"{where} is a {kind} link (to {member.linkname!r}); links are refused, "
+            "the Open-i archives hold files and folders only"
+        )
+    if not (member.isreg() or member.isdir()):
+        raise InputFileError(f"{where} is a device, FIFO or other special file; refused")
+    norm = posixpath.normpath(name)
+    if posixpath.isabs(norm) or norm == ".." or norm.startswith("../"):
+        raise InputFileError(f"{where} would be written outside the folder it is unpacked to; refused")
+    if norm == "." and not member.isdir():
+        raise InputFileError(f"{where}: a file without a name; refused")
+    return norm
+
+
+def _unpack(archive: Path, dest: Path, cap: int, max_members: int) -> None:
+    """Write the files and folders of ``archive`` under ``dest`` (an empty folder), one member
+    at a time, checking each before anything of it is written."""
+    total = count = 0
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            count += 1
+            if count > max_members:
+                raise InputFileError(f"{archive}: more than {max_members} members; refused")
+            rel = _member_path(archive, member)
+            total += member.size
+            if total > cap:
+                raise InputFileError(
+                    f"{archive}: unpacks to more than {_mib(cap)} (member {member.name!r} declares "
+                    f"{_mib(member.size)}); refused as a possible archive bomb (cap: {MAX_RATIO} times "
+                    f"the archive's size, at least {_mib(MIN_CAP)}, at most {_mib(MAX_UNPACKED)})"
+                )
+            target = dest.joinpath(*rel.split("/")) if rel != "." else dest
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # O_EXCL: a second member of the same name is refused, never written over the first.
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as out, tar.extractfile(member) as src:
+                shutil.copyfileobj(src, out, CHUNK)
+
+
+def extract(
+    archive: Path,
+    out: Path,
+    extract_to: str,
+    result: str,
+    cap: int | None = None,
+    max_members: int = MAX_MEMBERS,
+) -> int:
+    """Unpack ``archive`` so that ``out/result`` appears whole; return the number of files.
+
+    Links, special files and members leaving the folder are refused, as are archives unpacking
+    to more than ``cap`` bytes (default: ``unpack_cap`` of the archive's size) or holding more
+    than ``max_members`` members; InputFileError names the archive and the member."""
     target = out / result
     if target.exists():
         return sum(1 for p in target.rglob("*") if p.is_file())
+    if cap is None:
+        cap = unpack_cap(archive.stat().st_size)
     tmp = Path(tempfile.mkdtemp(prefix=f".extract-{result}-", dir=out))
     try:
         dest = tmp / extract_to if extract_to else tmp
         dest.mkdir(parents=True, exist_ok=True)
         try:
-            with tarfile.open(archive) as tar:
-                tar.extractall(dest, filter="data")  # refuses absolute paths, .., links out
+            _unpack(archive, dest, cap, max_members)
         except (tarfile.TarError, OSError, EOFError) as e:
             raise InputFileError(f"{archive}: cannot unpack ({e})") from None
         produced = tmp / result

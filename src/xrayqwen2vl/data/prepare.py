@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -832,9 +831,8 @@ def summary_lines(manifest: dict, out_dir: str | Path) -> list[str]:
 
 
 def print_summary(manifest: dict, out_dir, stream=None) -> None:
-    """The summary on ``stream`` (default: sys.stdout as it is at the call, not at import)."""
     for line in summary_lines(manifest, out_dir):
-        print(line, file=stream or sys.stdout)
+        print(line, file=stream)
 
 
 __all__ = ["PrepareOptions", "prepare_dataset", "dataset_info_entry", "print_summary", "dump_json"]

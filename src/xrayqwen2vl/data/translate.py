@@ -6,12 +6,20 @@ or a whole undivided caption). Each result is appended at once to a JSONL cache
 nothing and a rerun sends only what is missing; the same file is what
 ``prepare --lang zh --translations`` reads. Requests go out with a concurrency limit and are
 retried with exponential backoff on connection errors, timeouts, rate limits and server errors.
+
+Replies are not trusted (doc/security.md): the body is parsed here, not by the client library,
+so a reply that is not JSON, has no ``choices[0].message.content`` or whose content is not text
+fails that one text with a one-line reason naming the URL and the start of the reply, and the
+other answers are still cached. Control characters (NUL included) are dropped, and an answer
+longer than ``MAX_ANSWER_RATIO`` times its source plus ``MAX_ANSWER_EXTRA`` characters (a model
+repeating itself, a hostile server) is refused rather than stored.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -27,12 +35,21 @@ SYSTEM_PROMPT = (
     "Keep every statement, negation, side (left/right) and measurement; keep XXXX as it is. "
     "Reply with the translation only."
 )
+# A Chinese translation is shorter than its English source in characters; four times the source
+# (plus a margin for very short texts) is far beyond any honest answer.
+MAX_ANSWER_RATIO = 4
+MAX_ANSWER_EXTRA = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FINDINGS = SECTION_NAMES["en"]["findings"] + ": "
 _IMPRESSION = SECTION_NAMES["en"]["impression"] + ": "
 
 
 class TranslateError(RuntimeError):
-    pass
+    """One text (or, with ``details``, a run) that could not be translated."""
+
+    def __init__(self, message: str, details: list[str] | None = None):
+        super().__init__(message)
+        self.details = details or []
 
 
 def split_target(text: str) -> dict[str, str]:
@@ -105,24 +122,59 @@ def _retryable(e: Exception) -> bool:
     return isinstance(e, openai.APIStatusError) and e.status_code >= 500
 
 
+def _snippet(text: str, n: int = 80) -> str:
+    return repr(text[:n]) + ("…" if len(text) > n else "")
+
+
+def _reply_content(raw, text: str) -> str:
+    """``choices[0].message.content`` of a raw chat-completion reply, or TranslateError naming
+    the URL and the start of what came back."""
+    url, body = raw.http_request.url, raw.http_response.text
+    for_text = f"for {_snippet(text, 60)}"
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        raise TranslateError(f"{url}: reply is not JSON ({_snippet(body)}) {for_text}") from None
+    try:
+        content = obj["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise TranslateError(
+            f"{url}: reply has no choices[0].message.content ({_snippet(body)}) {for_text}"
+        ) from None
+    if not isinstance(content, str | None):
+        raise TranslateError(f"{url}: reply content is a {type(content).__name__}, not text, {for_text}")
+    return content or ""
+
+
+def check_answer(text: str, answer: str) -> str:
+    """The cleaned answer for ``text``, or TranslateError: empty, a placeholder, too long."""
+    out = clean_section(_CONTROL.sub("", answer))
+    if not out:
+        raise TranslateError(f"empty translation for {_snippet(text, 60)}")
+    limit = MAX_ANSWER_RATIO * len(text) + MAX_ANSWER_EXTRA
+    if len(out) > limit:
+        raise TranslateError(
+            f"translation of {_snippet(text, 60)} has {len(out)} characters, more than {limit} "
+            f"({MAX_ANSWER_RATIO} times the {len(text)} of the text + {MAX_ANSWER_EXTRA}); refused"
+        )
+    bad = placeholder_in(out)
+    if bad:
+        raise TranslateError(f"translation of {_snippet(text, 60)} contains a literal {bad}")
+    return out
+
+
 def translate_one(client, model: str, text: str, retries: int, backoff: float, max_tokens: int | None) -> str:
     import openai
 
     for attempt in range(retries + 1):
         try:
-            resp = client.chat.completions.create(
+            raw = client.chat.completions.with_raw_response.create(
                 model=model,
                 messages=[{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}],
                 temperature=0,
                 **({"max_tokens": max_tokens} if max_tokens else {}),
             )
-            out = clean_section(resp.choices[0].message.content or "")
-            if not out:
-                raise TranslateError(f"empty translation for {text[:60]!r}")
-            bad = placeholder_in(out)
-            if bad:
-                raise TranslateError(f"translation of {text[:60]!r} contains a literal {bad}")
-            return out
+            return check_answer(text, _reply_content(raw, text))
         except openai.APIError as e:
             if attempt == retries or not _retryable(e):
                 raise TranslateError(f"{type(e).__name__}: {e}") from None
@@ -135,7 +187,7 @@ def check_endpoint(client, base_url: str) -> None:
     import openai
 
     try:
-        client.models.list()
+        client.models.with_raw_response.list()  # what it answers is not parsed: any answer will do
     except (openai.APIConnectionError, openai.APITimeoutError) as e:
         raise TranslateError(f"cannot reach the endpoint at {base_url} ({type(e).__name__}: {e})") from None
     except openai.APIStatusError as e:
@@ -184,12 +236,15 @@ def translate_datasets(
                 raise InputFileError(f"{path}: sample {i}: expected a user turn and an assistant turn")
         datasets.append((path, data))
     sources: list[str] = []
-    for _, data in datasets:
-        for s in data:
-            sources.extend(split_target(s["messages"][1]["content"]).values())
+    used_by: dict[str, list[str]] = {}  # text -> "FILE: sample ID" of each sample using it
+    for path, data in datasets:
+        for i, s in enumerate(data):
+            for text in split_target(s["messages"][1]["content"]).values():
+                sources.append(text)
+                used_by.setdefault(text, []).append(f"{path}: sample {s.get('id', i)}")
     todo = list(dict.fromkeys(x for x in sources if x not in cache.table))
     cached = len(set(sources)) - len(todo)
-    failures: list[str] = []
+    failures: dict[str, str] = {}  # text -> reason
     bar = tqdm(total=len(todo), desc="translate", unit="text", disable=not progress)
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         futures = {pool.submit(translate, text): text for text in todo}
@@ -197,13 +252,20 @@ def translate_datasets(
             try:
                 cache.add(futures[fut], fut.result())
             except TranslateError as e:
-                failures.append(str(e))
+                failures[futures[fut]] = str(e)
             bar.update()
     bar.close()
     if failures:
+        details = []
+        for text in todo:  # in input order
+            if text in failures:
+                users = used_by[text]
+                more = f" (and {len(users) - 1} more samples)" if len(users) > 1 else ""
+                details.append(f"{users[0]}{more}: {failures[text]}")
         raise TranslateError(
             f"{len(failures)} of {len(todo)} texts failed (kept {len(todo) - len(failures)} in {cache.path}; "
-            f"rerun to retry them); first: {failures[0]}"
+            f"rerun to retry them); first: {details[0]}",
+            details,
         )
     zh_prompt = prompt if prompt is not None else DEFAULT_PROMPTS["zh"]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,12 +8,20 @@ messages name the problem and never a tag value, and pydicom's own warnings and 
 The display pipeline follows the DICOM standard (PS3.3 C.11): stored values → modality LUT
 (rescale slope/intercept or a Modality LUT Sequence) → VOI LUT (the first window centre/width,
 or a VOI LUT Sequence) → MONOCHROME1 inverted so that air is dark → scaled to 0..255.
+
+Compressed pixel data decodes where pydicom has a decoder for its transfer syntax: with the
+pinned packages that is RLE Lossless (pydicom), JPEG Baseline and JPEG Extended 8-bit and JPEG
+2000 (Pillow). JPEG Lossless (Process 14), JPEG-LS, HTJ2K and the video syntaxes are refused
+with a message naming the syntax (doc/web-demo.md).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
+import stat
 import warnings
 from pathlib import Path
 
@@ -28,13 +36,57 @@ RASTER_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
 
 def looks_like_dicom(path: Path) -> bool:
-    """A DICOM Part 10 file: 128-byte preamble, then ``DICM``."""
+    """A DICOM Part 10 file: 128-byte preamble, then ``DICM``. False for anything but a regular
+    file: a FIFO or a device is opened without blocking and never read."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(132)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = f.read(132)
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def check_regular_file(p: Path) -> None:
+    """InputFileError unless ``p`` is a regular, non-empty file; decided from its metadata, so a
+    FIFO, a device or a folder is never opened (opening a FIFO would wait for a writer)."""
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: image file not found") from None
+    except OSError as e:
+        raise InputFileError(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+        raise InputFileError(f"{p}: not a regular file ({kind}); give an image file")
+    if st.st_size == 0:
+        raise InputFileError(f"{p}: image file is empty (0 bytes)")
+
+
+def transfer_syntax(ds) -> tuple[str | None, str]:
+    """The transfer syntax UID of a dataset read from a file, and words for it: the standard's
+    name and the UID, never a free-text value from the file."""
+    meta = getattr(ds, "file_meta", None)  # not an element: `"file_meta" in ds` is always False
+    uid = str(meta.get("TransferSyntaxUID") or "") if meta is not None else ""
+    if not uid:
+        return None, "no transfer syntax in the file meta information"
+    if not re.fullmatch(r"[0-9.]{1,64}", uid):
+        return None, "an invalid transfer syntax UID"
+    from pydicom.uid import UID
+
+    name = UID(uid).name
+    return uid, (f"{name} ({uid})" if name != uid else f"unknown transfer syntax {uid}")
+
+
+def _decoder_available(uid: str | None) -> bool:
+    from pydicom.pixels import get_decoder
+
+    try:
+        return uid is not None and get_decoder(uid).is_available
+    except (NotImplementedError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
@@ -87,10 +139,7 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: image file not found")
-    if p.stat().st_size == 0:
-        raise InputFileError(f"{p}: image file is empty (0 bytes)")
+    check_regular_file(p)
     with _quiet_pydicom():
         try:
             ds = pydicom.dcmread(p)
@@ -107,13 +156,17 @@ def read_dicom(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise InputFileError(f"{p}: image too large ({cols}x{rows} pixels > {max_pixels})")
         if frames != 1:
             raise InputFileError(f"{p}: multi-frame DICOM ({frames} frames); give one radiograph per file")
-        syntax = ds.file_meta.get("TransferSyntaxUID") if "file_meta" in ds else None
         try:
             stored = ds.pixel_array
         except Exception as e:
-            name = getattr(syntax, "name", None) or "unknown transfer syntax"
+            uid, syntax = transfer_syntax(ds)
+            if not _decoder_available(uid):
+                raise InputFileError(
+                    f"{p}: DICOM pixel data in {syntax}, which this installation cannot decode; "
+                    "convert it to an uncompressed, RLE, JPEG baseline or JPEG 2000 DICOM, or to PNG"
+                ) from None
             raise InputFileError(
-                f"{p}: DICOM pixel data could not be decoded ({name}; {type(e).__name__})"
+                f"{p}: DICOM pixel data could not be decoded ({syntax}; {type(e).__name__})"
             ) from None
         photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
         if stored.ndim == 3:  # colour (RGB, or YBR already converted to RGB by pydicom)
@@ -143,10 +196,7 @@ def open_view(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     Raises ``InputFileError`` naming the file: missing, empty, not an image, corrupt, too large.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: image file not found")
-    if p.stat().st_size == 0:
-        raise InputFileError(f"{p}: image file is empty (0 bytes)")
+    check_regular_file(p)
     if looks_like_dicom(p) or p.suffix.lower() in DICOM_SUFFIXES:
         return read_dicom(p, max_pixels)
     with open(p, "rb") as f:

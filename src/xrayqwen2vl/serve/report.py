@@ -12,13 +12,14 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+import threading
 from pathlib import Path
 from typing import TextIO
 
 from ..data.images import check_image
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
-from .dicom_io import DICOM_SUFFIXES, looks_like_dicom, read_dicom
+from .dicom_io import DICOM_SUFFIXES, check_regular_file, looks_like_dicom, read_dicom
 
 MAX_IMAGES = 2  # one study: frontal, and optionally lateral
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -58,6 +59,7 @@ def check_study_images(paths: list[str]) -> list:
     out = []
     for raw in paths:
         p = Path(raw)
+        check_regular_file(p)  # before any open: a FIFO named x.png would block it
         if p.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(p):
             out.append(read_dicom(p))
             continue
@@ -138,10 +140,24 @@ class ReportWriter:
         return responses[0].response_text.strip()
 
     def stream(self, images: list, prompt: str | None = None, **generation):
-        """The report piece by piece as the model writes it (same arguments as ``write``)."""
-        yield from self.chat_model.stream_chat(
-            self._messages(len(images), prompt), images=images, **generation
-        )
+        """The report piece by piece as the model writes it (same arguments as ``write``).
+
+        Returns only once the generation thread is done. LLaMA-Factory's ``stream_chat`` runs
+        ``model.generate`` in a daemon thread that is still freeing tensors after the last piece
+        arrives; a process that exits then (``report -i`` after ``exit``) finalises Python while
+        that thread waits for the GIL inside torch's C++ tensor deallocation, CPython 3.11 ends
+        the thread with ``pthread_exit``, the unwinding meets a ``noexcept`` frame and the C++
+        runtime aborts: "terminate called without an active exception", exit status 134.
+        """
+        before = set(threading.enumerate())
+        try:
+            yield from self.chat_model.stream_chat(
+                self._messages(len(images), prompt), images=images, **generation
+            )
+        finally:
+            for thread in set(threading.enumerate()) - before:
+                if thread.name.endswith("(generate)"):  # Thread-N (generate): model.generate
+                    thread.join()
 
 
 def interactive(writer: ReportWriter, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:

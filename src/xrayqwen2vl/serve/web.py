@@ -5,38 +5,50 @@ A Gradio app around the same ``ReportWriter`` as ``xrayqwen2vl report`` (LLaMA-F
 streams into the page as the model writes it. Bad uploads (not an image, corrupt, empty, too
 large, more than two files) give one clear message in the page and the app keeps serving.
 
-Privacy: a DICOM upload is decoded in memory (pixels only, see ``dicom_io``) and Gradio's copy
-of it is deleted at once; no file name, path or tag goes into the page or the log. Research use
-only: the notice is shown at the top of the page and under every report.
+Privacy: an upload is decoded in memory (for DICOM, pixels only, see ``dicom_io``) and Gradio's
+copy of it is deleted at once, whether the request is served or refused; no file name, path or
+tag goes into the page or the log. Everything the app writes (Gradio's uploads and rendered
+previews, half-received uploads, the synthetic examples) goes to one private folder,
+``<GRADIO_TEMP_DIR or the system temp folder>/xrayqwen2vl-web-XXXX``, that is removed at
+shutdown; folders left by a run that crashed are removed at the next start. Research use only:
+the notice is shown at the top of the page and under every report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import ipaddress
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
-from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, looks_like_dicom, open_view
+from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, open_view
 from .report import DISCLAIMER, MAX_IMAGES
 
 AUTH_ENV = "XRAYQWEN2VL_WEB_AUTH"
 VIEW_NAMES = ("frontal", "lateral")
 LANGUAGES = [("English", "en"), ("Chinese", "zh")]
 MAX_UPLOAD = "100mb"  # Gradio refuses bigger uploads before they reach the app
+TEMP_PREFIX = "xrayqwen2vl-web-"  # the app's private temp folder: <base>/xrayqwen2vl-web-XXXX
+LOCK_NAME = ".lock"  # held (flock) by the running app inside its folder
 NOTICE = (
     "**Research use only.** This demo drafts chest X-ray reports with a fine-tuned Qwen2-VL for "
     "research. It is not a medical device; what it writes is not a diagnosis and must not guide "
     "the care of any patient. Do not upload identifiable patient data. From a DICOM file only the "
-    "pixels are used: no tag is read into the report and the uploaded file is deleted once decoded."
+    "pixels are used: no tag is read into the report. Uploaded files are deleted once decoded."
 )
 CSS = """
 #research-notice { border: 2px solid #b45309; background: #fffbeb; color: #78350f;
@@ -89,14 +101,132 @@ def gradio_upload_dir() -> Path:
     return Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio").resolve()
 
 
-def load_views(paths: list[str] | None, decoded: dict, upload_dir: Path | None = None) -> list:
+def _own_folder(path: Path) -> bool:
+    """A real folder (not a link) of this user: one this app may have made."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+
+
+def _lock(folder: Path) -> int | None:
+    """Hold the lock of ``folder``; its descriptor, or None when a live app holds it."""
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def remove_leftovers(base: Path, starting_grace_s: float = 60) -> int:
+    """Remove the temp folders of earlier runs under ``base`` whose app is gone (a crash or a
+    kill -9 leaves them with uploads inside); a live app holds the lock of its folder. A folder
+    still being set up (dot name) is left alone for ``starting_grace_s`` seconds."""
+    removed = 0
+    for folder in sorted([*base.glob(TEMP_PREFIX + "*"), *base.glob("." + TEMP_PREFIX + "*")]):
+        if not _own_folder(folder):
+            continue
+        if folder.name.startswith(".") and time.time() - folder.stat().st_mtime < starting_grace_s:
+            continue
+        try:
+            fd = _lock(folder)
+        except OSError:
+            continue
+        if fd is None:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+        removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def private_temp_folder() -> Iterator[Path]:
+    """The app's own temp folder for the length of the block, locked while it runs.
+
+    Gradio (GRADIO_TEMP_DIR) and Python's tempfile (half-received uploads) write into it; it is
+    removed when the block ends, and leftovers of earlier runs are removed when it starts.
+    """
+    base = Path(os.environ.get("GRADIO_TEMP_DIR") or tempfile.gettempdir()).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    removed = remove_leftovers(base)
+    if removed:
+        log(f"removed {removed} temp folder(s) left by an earlier run that did not shut down")
+    # Made (mode 0700) and locked under a dot name, then renamed: the sweep above never takes
+    # the folder of an app that is starting at the same time for a leftover.
+    starting = Path(tempfile.mkdtemp(prefix="." + TEMP_PREFIX, dir=base))
+    fd = _lock(starting)
+    folder = starting.with_name(starting.name[1:])
+    os.rename(starting, folder)
+    saved = os.environ.get("GRADIO_TEMP_DIR"), tempfile.tempdir
+    try:
+        (folder / "tmp").mkdir()
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)
+        tempfile.tempdir = str(folder / "tmp")
+        yield folder
+    finally:
+        tempfile.tempdir = saved[1]
+        if saved[0] is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = saved[0]
+        shutil.rmtree(folder, ignore_errors=True)
+        if fd is not None:
+            os.close(fd)
+
+
+def _in_folder(path: Path, folder: Path | None) -> bool:
+    return folder is not None and folder in path.resolve().parents
+
+
+class DecodedViews:
+    """The decoded uploads of all sessions, by Gradio's upload path, newest kept first within
+    ``max_pixels``. Gradio names an upload by the hash of its content, so one path is one
+    picture, and several pages uploading the same file share one path: once the first request
+    has decoded and deleted it, the others (and Generate pressed again) find it here."""
+
+    def __init__(self, max_pixels: int = 256_000_000):
+        self.max_pixels = max_pixels
+        self._views: OrderedDict[str, object] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str):
+        with self._lock:
+            if path in self._views:
+                self._views.move_to_end(path)
+            return self._views.get(path)
+
+    def __setitem__(self, path: str, view) -> None:
+        with self._lock:
+            self._views[path] = view
+            self._views.move_to_end(path)
+            total = sum(v.width * v.height for v in self._views.values())
+            while len(self._views) > 1 and total > self.max_pixels:
+                _, old = self._views.popitem(last=False)
+                total -= old.width * old.height
+
+
+def load_views(paths: list[str] | None, decoded, upload_dir: Path | None = None) -> list:
     """The decoded views of one upload, or InputFileError with a message fit for the page.
 
-    A DICOM file inside ``upload_dir`` (Gradio's copy of an upload) is deleted right after
-    decoding; files elsewhere (examples) are left alone. ``decoded`` (per browser session)
-    keeps those DICOM views, so the user may press Generate again with new settings.
+    Every file inside ``upload_dir`` (Gradio's copies of uploads) is deleted when this returns,
+    decoded or refused; files elsewhere (examples) are left alone. ``decoded`` (a
+    ``DecodedViews`` or a dict) keeps the decoded uploads, so that Generate may be pressed
+    again with new settings.
     """
     paths = [p for p in (paths or []) if p]
+    uploads = {p for p in paths if _in_folder(Path(p), upload_dir)}
+    try:
+        return _decode(paths, decoded, uploads)
+    finally:
+        for raw in uploads:  # keep no copy of a file that may carry patient identifiers
+            Path(raw).unlink(missing_ok=True)
+
+
+def _decode(paths: list[str], decoded, uploads: set[str]) -> list:
     if not paths:
         raise InputFileError("upload one frontal view (PNG, JPEG or DICOM), optionally a lateral view")
     if len(paths) > MAX_IMAGES:
@@ -105,22 +235,23 @@ def load_views(paths: list[str] | None, decoded: dict, upload_dir: Path | None =
         )
     views = []
     for i, raw in enumerate(paths):
-        if raw in decoded:
-            views.append(decoded[raw])
+        view = decoded.get(raw) if raw in uploads else None
+        if view is not None:
+            views.append(view)
             continue
         p = Path(raw)
-        dicom = p.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(p)
-        uploaded = upload_dir is not None and upload_dir in p.resolve().parents
+        if raw in uploads and not os.path.lexists(p):
+            raise InputFileError(
+                f"{_view_name(i)}: this upload was deleted after an earlier request (uploads are kept "
+                "only until they are decoded or refused); upload the file again"
+            )
         try:
-            image = open_view(p)
+            view = open_view(p)
         except InputFileError as e:
             raise InputFileError(f"{_view_name(i)}: {_without_path(str(e), str(p))}") from None
-        finally:
-            if dicom and uploaded:  # keep no copy of a file that may carry patient identifiers
-                p.unlink(missing_ok=True)
-        if dicom and uploaded:
-            decoded[raw] = image
-        views.append(image)
+        if raw in uploads:
+            decoded[raw] = view
+        views.append(view)
     return views
 
 
@@ -163,28 +294,29 @@ def build_app(writer, settings: Settings):
 
     upload_dir = gradio_upload_dir()
 
-    def generate(paths, lang, max_new_tokens, temperature, decoded):
-        decoded = decoded if isinstance(decoded, dict) else {}
+    decoded = DecodedViews()
+
+    def generate(paths, lang, max_new_tokens, temperature):
         try:
             views = load_views(paths, decoded, upload_dir)
         except InputFileError as e:
             log(f"refused an upload: {e}")
-            yield f"⚠️ **Cannot write a report:** {e}.", "", [], decoded
+            yield f"⚠️ **Cannot write a report:** {e}.", "", []
             return
         preview = [(img, _view_name(i)) for i, img in enumerate(views)]
         temperature = float(temperature or 0)
         generation = {"max_new_tokens": int(max_new_tokens), "do_sample": temperature > 0}
         if temperature > 0:
             generation["temperature"] = temperature
-        yield "Writing the report…", "", preview, decoded
+        yield "Writing the report…", "", preview
         start, text = time.time(), ""
         try:
             for piece in writer.stream(views, prompt=DEFAULT_PROMPTS[lang], **generation):
                 text += piece
-                yield "Writing the report…", text, gr.skip(), gr.skip()
+                yield "Writing the report…", text, gr.skip()
         except Exception as e:  # the app must keep serving whatever one request does
             log(f"generation failed: {type(e).__name__}")
-            yield f"⚠️ **Generation failed** ({type(e).__name__}); try again.", text, gr.skip(), gr.skip()
+            yield f"⚠️ **Generation failed** ({type(e).__name__}); try again.", text, gr.skip()
             return
         seconds = time.time() - start
         log(f"report written: {len(views)} view(s), {len(text)} characters, {seconds:.1f} s")
@@ -193,15 +325,13 @@ def build_app(writer, settings: Settings):
                 "⚠️ **The model wrote an empty report**; try more tokens or a temperature above 0.",
                 "",
                 gr.skip(),
-                gr.skip(),
             )
             return
-        yield f"Done in {seconds:.1f} s. {DISCLAIMER}", text.strip(), gr.skip(), gr.skip()
+        yield f"Done in {seconds:.1f} s. {DISCLAIMER}", text.strip(), gr.skip()
 
     with gr.Blocks(title="XrayQwen2VL: chest X-ray report draft (research use only)", css=CSS) as app:
         gr.Markdown("# XrayQwen2VL: chest X-ray report draft")
         gr.Markdown(NOTICE, elem_id="research-notice")
-        decoded = gr.State({})
         with gr.Row():
             with gr.Column(scale=1):
                 files = gr.File(
@@ -247,8 +377,8 @@ def build_app(writer, settings: Settings):
             )
         button.click(
             generate,
-            inputs=[files, lang, max_tokens, temperature, decoded],
-            outputs=[status, report, preview, decoded],
+            inputs=[files, lang, max_tokens, temperature],
+            outputs=[status, report, preview],
             concurrency_limit=1,  # one model: requests queue for it
             show_progress="minimal",
             show_progress_on=[report],  # queue position and timer on the report, not over messages
@@ -265,36 +395,34 @@ def run_web(options) -> int:
     args = args_from_options(options)
     if options.lang not in DEFAULT_PROMPTS:
         raise InputFileError(f"--lang {options.lang}: expected one of {', '.join(sorted(DEFAULT_PROMPTS))}")
-    tmp = None
     if options.examples:
-        examples = folder_examples(Path(options.examples))
-        allowed = [str(Path(options.examples).resolve())]
-    else:
-        tmp = Path(tempfile.mkdtemp(prefix="xrayqwen2vl-examples-"))
-        examples = synthetic_examples(tmp)
-        allowed = [str(tmp)]
+        examples_dir = Path(options.examples).resolve()
+        examples = folder_examples(examples_dir)
     # A plain SIGTERM (service managers, test harnesses) ends the server the way Ctrl-C does, so
-    # the examples folder below is removed too.
+    # that the temp folder is removed too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    with private_temp_folder() as temp:
+        if not options.examples:
+            examples_dir = temp / "examples"
+            examples = synthetic_examples(examples_dir)
         log("loading the model…")
         writer = ReportWriter(args, prompt_for(options.lang, None))
         app = build_app(writer, Settings(options.lang, int(args["max_new_tokens"]), examples))
         app.queue(max_size=64)
         log(f"serving on http://{options.host}:{options.port} ({'login required' if auth else 'no login'})")
-        app.launch(
-            server_name=options.host,
-            server_port=options.port,
-            auth=auth,
-            share=False,
-            inbrowser=False,
-            show_api=False,
-            ssr_mode=False,
-            allowed_paths=allowed,
-            max_file_size=MAX_UPLOAD,
-            prevent_thread_lock=False,
-        )
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            app.launch(
+                server_name=options.host,
+                server_port=options.port,
+                auth=auth,
+                share=False,
+                inbrowser=False,
+                show_api=False,
+                ssr_mode=False,
+                allowed_paths=[str(examples_dir)],
+                max_file_size=MAX_UPLOAD,
+                prevent_thread_lock=False,
+            )
+        finally:
+            app.close(verbose=False)  # no request may write into the folder while it is removed
     return 0

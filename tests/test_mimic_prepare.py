@@ -299,7 +299,6 @@ def test_what_the_user_sees(raw, tmp_path):
         lines[-1]
         == f"wrote {tmp_path}/mimic_{{train,val,test}}.json, dataset_info.json, manifest.json (mimic)"
     )
-    assert proc.stderr.startswith("reading the mimic inputs …\n")  # while the CSVs are indexed
     assert "reports: 100%" in proc.stderr and "80/80 [" in proc.stderr and "<00:00" in proc.stderr
     speed = proc.stderr.strip().splitlines()[-1]
     assert speed.startswith("checked 138 images (8 decoded) of 80 records in ") and "peak memory" in speed
@@ -370,3 +369,31 @@ def test_doc_shows_what_the_commands_print(tmp_path, capsys, monkeypatch):
     assert "reports read 135: kept 135, skipped 0" in out and "`reports read 135: kept 135, skipped 0`" in doc
     entries = json.loads(Path("data/raw/sample/mimic/r2gen/annotation.json").read_text())
     assert sum(len(v) for v in entries.values()) == 267 and "267 entries" in doc
+
+
+def test_a_slow_index_is_announced(raw, tmp_path, capsys, monkeypatch):
+    """While the inputs are read for longer than READING_NOTICE_S (the index of the full
+    collection), stderr says so before the progress bar; a quick read says nothing (so an input
+    error stays one line)."""
+    import dataclasses
+    import time
+
+    from xrayqwen2vl.commands import prepare_cmd
+    from xrayqwen2vl.data.formats.registry import get_form
+
+    form = get_form("mimic")
+
+    def slow(given):
+        time.sleep(0.5)
+        return form.read(given)
+
+    monkeypatch.setattr(prepare_cmd, "READING_NOTICE_S", 0.1)
+    monkeypatch.setattr(prepare_cmd, "get_form", lambda name: dataclasses.replace(form, read=slow))
+    args = ["prepare", "--format", "mimic", "--images-dir", str(raw / JPG_DIR)]
+    args += ["--reports-dir", str(raw / REPORTS_DIR), "--out", str(tmp_path)]
+    assert cli_main(args) == 0
+    assert capsys.readouterr().err.startswith("reading the mimic inputs …\n")
+    monkeypatch.setattr(prepare_cmd, "get_form", lambda name: form)
+    monkeypatch.setattr(prepare_cmd, "READING_NOTICE_S", 5.0)  # this copy is read in milliseconds
+    assert cli_main(args) == 0
+    assert "reading the" not in capsys.readouterr().err

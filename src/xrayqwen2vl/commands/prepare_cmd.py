@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import threading
 import time
 from collections.abc import Sized
 
@@ -87,9 +88,7 @@ def run_prepare(args) -> int:
         if getattr(args, extra):
             inputs[extra] = getattr(args, extra)
     start = time.perf_counter()
-    if not args.quiet:  # a collection's index (MIMIC-CXR's CSVs and report tree) takes a while
-        print(f"reading the {form.name} inputs …", file=sys.stderr, flush=True)
-    records = form.read(given)
+    records = _read(form, given, quiet=args.quiet)
     manifest = prepare_dataset(
         records,
         args.images_dir,
@@ -107,6 +106,26 @@ def run_prepare(args) -> int:
     if not args.quiet:
         print(_speed_line(manifest["counts"], time.perf_counter() - start), file=sys.stderr)
     return 0
+
+
+# Seconds of silence after which prepare says it is still reading the inputs.
+READING_NOTICE_S = 1.0
+
+
+def _read(form, given: dict, quiet: bool):
+    """``form.read(given)``; when that takes a while (the index of MIMIC-CXR's CSVs and report
+    tree), a line on stderr says what is going on before the progress bar appears."""
+    if quiet:
+        return form.read(given)
+    notice = threading.Timer(
+        READING_NOTICE_S, lambda: print(f"reading the {form.name} inputs …", file=sys.stderr, flush=True)
+    )
+    notice.daemon = True
+    notice.start()
+    try:
+        return form.read(given)
+    finally:
+        notice.cancel()
 
 
 def _speed_line(counts: dict, seconds: float) -> str:

@@ -6,7 +6,7 @@ The figures of the issue (on the 2-core machine, otherwise idle), in one command
     python benchmarks/prepare_mimic_bench.py --cache saves/mimic-bench --out saves/mimic-bench/figures.json
 
 The first run writes the collection under CACHE/full (20,000 films, ~20 GB: allow ~21 GB of free
-disk and 15-30 minutes on two cores) and reuses it on later runs. It is the public layout
+disk and 5-15 minutes on two cores) and reuses it on later runs. It is the public layout
 (``synthetic/mimic.py``: reports with every section variant, ``___``, odd and empty
 ViewPositions, the metadata/split/CheXpert CSVs) with smooth chest-film content at
 2,448-2,544 x 2,984-3,056 pixels with fine grain, ~1 MB per JPEG, each file different (a few drawn

@@ -94,6 +94,28 @@ def prepare_openi(sample_dir: Path, out: Path) -> Path:
     return out
 
 
+def prepare_mimic(sample_dir: Path, out: Path) -> Path:
+    """The sample's synthetic MIMIC-CXR copy (under OUT/raw/mimic) prepared like the real data:
+    dataset names mimic_train/val/test, the official split (the form's default)."""
+    from xrayqwen2vl.data.formats.registry import get_form
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.synthetic.mimic import JPG_DIR, REPORTS_DIR, write_mimic
+
+    raw = out / "raw" / "mimic"
+    write_mimic(sample_dir, raw)
+    form = get_form("mimic")
+    given = {"images_dir": str(raw / JPG_DIR), "reports_dir": str(raw / REPORTS_DIR)}
+    options = PrepareOptions(format="mimic", name="mimic", split=form.default_split)
+    prepare_dataset(form.read(given), raw / JPG_DIR, out, options, inputs=given, progress=False)
+    return out
+
+
+def prepare_config_data(sample_dir: Path, out: Path) -> Path:
+    """Every dataset the real configs name (openi_* and mimic_*), in one dataset_dir."""
+    prepare_openi(sample_dir, out)
+    return prepare_mimic(sample_dir, out)
+
+
 def run_script(script: str, config: Path, *overrides: str, env: dict | None = None, log: Path | None = None):
     """``bash scripts/SCRIPT CONFIG key=value …`` (the wrappers users run), offline."""
     import subprocess
@@ -124,9 +146,9 @@ _DATA: dict[str, Path] = {}
 
 
 def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
-    """The sample prepared as openi_* (once per test session)."""
+    """The sample prepared as openi_* and its MIMIC-CXR copy as mimic_* (once per test session)."""
     if "openi" not in _DATA:
-        _DATA["openi"] = prepare_openi(sample_dir, tmp_path_factory.mktemp("openi_data"))
+        _DATA["openi"] = prepare_config_data(sample_dir, tmp_path_factory.mktemp("openi_data"))
     return _DATA["openi"]
 
 
@@ -151,11 +173,14 @@ def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path
     cfg = load(config)
     out_root = tmp_path_factory.mktemp(f"train_{config.stem}")
     out = out_root / "sft"
+    # Every folder the config writes goes to the test's tmp dir.
+    written = [f"tokenized_path={out_root / 'tokenized'}"] if "tokenized_path" in cfg else []
     train_script(
         config,
         f"model_name_or_path={tiny_model_for(cfg, tiny_model_dir, tmp_path_factory)}",
         f"dataset_dir={data_dir}",
         f"output_dir={out}",
+        *written,
         *kv(cpu_overrides(cfg)),
         *kv(SHORT_RUN),
         log=out_root / "train.log",
@@ -177,6 +202,8 @@ __all__ = [
     "cpu_overrides",
     "kv",
     "load",
+    "prepare_config_data",
+    "prepare_mimic",
     "prepare_openi",
     "real_configs",
     "rel",

@@ -61,3 +61,32 @@ def spreadsheet_safe(cell: str) -> str:
     if cell.startswith(_FORMULA_STARTS) and not _NUMBER.fullmatch(cell):
         return "'" + cell
     return cell
+
+
+class AtomicJsonList:
+    """A JSON array written one element at a time to a temporary file beside ``path``, so a list
+    of any length never sits in memory; ``commit`` renames it into place (the text is exactly what
+    ``dump_json`` gives for the whole list), ``discard`` removes it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+        os.fchmod(fd, 0o666 & ~_umask())
+        self.count = 0
+
+    def append(self, obj) -> None:
+        text = json.dumps(obj, ensure_ascii=False, indent=2).replace("\n", "\n  ")
+        self.file.write(("[\n  " if self.count == 0 else ",\n  ") + text)
+        self.count += 1
+
+    def commit(self) -> None:
+        self.file.write("\n]\n" if self.count else "[]\n")
+        self.file.close()
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        self.file.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)

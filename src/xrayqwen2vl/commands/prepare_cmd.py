@@ -6,6 +6,12 @@ module only turns them into flags and calls ``prepare_dataset``.
 
 from __future__ import annotations
 
+import resource
+import sys
+import threading
+import time
+from collections.abc import Sized
+
 from ..data.formats.registry import forms, get_form, split_choices, split_table_for, split_tables
 from ..data.records import InputFileError
 
@@ -70,6 +76,7 @@ def run_prepare(args) -> int:
         deid=args.deid,
         max_pixels=args.max_pixels,
         mixed_language=args.mixed_language,
+        verify_images=args.verify_images,
     )
     prompts = load_prompts(args.prompts) if args.prompts else None
     inputs = dict(given)
@@ -80,21 +87,57 @@ def run_prepare(args) -> int:
     for extra in ("translations", "prompts"):
         if getattr(args, extra):
             inputs[extra] = getattr(args, extra)
+    start = time.perf_counter()
+    records = _read(form, given, quiet=args.quiet)
     manifest = prepare_dataset(
-        form.read(given),
+        records,
         args.images_dir,
         args.out,
         options,
         inputs,
         progress=not args.quiet,
-        total=form.count(given),
+        total=len(records) if isinstance(records, Sized) else form.count(given),
         translations=translations,
         prompts=prompts,
         workers=args.workers,
         split_table=split_table,
     )
     print_summary(manifest, args.out)
+    if not args.quiet:
+        print(_speed_line(manifest["counts"], time.perf_counter() - start), file=sys.stderr)
     return 0
+
+
+# Seconds of silence after which prepare says it is still reading the inputs.
+READING_NOTICE_S = 1.0
+
+
+def _read(form, given: dict, quiet: bool):
+    """``form.read(given)``; when that takes a while (the index of MIMIC-CXR's CSVs and report
+    tree), a line on stderr says what is going on before the progress bar appears."""
+    if quiet:
+        return form.read(given)
+    notice = threading.Timer(
+        READING_NOTICE_S, lambda: print(f"reading the {form.name} inputs …", file=sys.stderr, flush=True)
+    )
+    notice.daemon = True
+    notice.start()
+    try:
+        return form.read(given)
+    finally:
+        notice.cancel()
+
+
+def _speed_line(counts: dict, seconds: float) -> str:
+    """Time, rate and peak memory of the run (stderr: it differs from run to run)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    n = counts["images_checked"]
+    return (
+        f"checked {n} images ({counts['images_decoded']} decoded) of {counts['inputs']} records in "
+        f"{seconds:.1f} s ({n / max(seconds, 1e-9):.0f} images/s); peak memory {own:.0f} MB"
+        + (f" (+{workers:.0f} MB per worker process)" if workers else "")
+    )
 
 
 def _input_flags(p) -> None:
@@ -124,10 +167,11 @@ def register(sub) -> None:
     known = forms()
     p = sub.add_parser(
         "prepare",
-        help="turn any public form of OpenI / IU X-ray into LLaMA-Factory ShareGPT train/val/test files",
+        help="turn any public form of OpenI / IU X-ray, or MIMIC-CXR, into LLaMA-Factory ShareGPT "
+        "train/val/test files",
         description=(
-            "Parse the reports, validate every image, split by study (a hash of the study key, or a "
-            "published split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "
+            "Parse the reports, check every image, split by study (a hash of the study key or of the "
+            "patient, or a published split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "
             "NAME_train/NAME_val/NAME_test and manifest.json (inputs, options, the split rule, counts; "
             "every skipped record and unused image with its reason). Two views of one study never "
             "straddle splits, and a study lands in the same split whatever form it was read from."
@@ -185,13 +229,29 @@ def register(sub) -> None:
         "--deid",
         default="keep",
         choices=["keep", "mask"],
-        help="XXXX de-identification tokens: keep (default) or mask each run as [REDACTED]",
+        help="de-identification tokens (Indiana's XXXX, MIMIC-CXR's ___): keep (default) or mask "
+        "each run as [REDACTED]",
     )
     p.add_argument(
         "--max-pixels",
         type=int,
         help="write RGB PNG copies of the used images, shrunk to at most N pixels, under OUT/images/NAME/",
     )
-    p.add_argument("--workers", type=int, help="processes that decode images (default: CPU count, at most 8)")
+    p.add_argument(
+        "--verify-images",
+        default="fast",
+        choices=["fast", "full"],
+        help="fast (default): read each image's structure without decoding it (header, declared "
+        "size, the JPEG end-of-image marker or the PNG chunks through IEND: catches truncated and "
+        "corrupt downloads), and decode only the images whose view the source does not state (to "
+        "tell frontal from lateral); full: decode every image as well (JPEG in draft mode), in "
+        "--workers processes",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes that decode images, each with 4 threads for the structure checks "
+        "(default: CPU count, at most 8)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_prepare)

@@ -2,7 +2,8 @@
 
 The stages, in order: read the reports (and their targets) → check the target language → take
 the published split, if one is used → claim each image for one study → check the images →
-choose the views → split → write. Every input record ends up either in a split or in
+choose the views → split → write. The studies stream through them one at a time, so memory stays
+flat as the collection grows (MIMIC-CXR's 377k images in one command). Every input record ends up either in a split or in
 ``manifest.json`` under ``skipped`` with its reason; every image a kept report lists is either in
 its sample or under ``images_not_used``.
 """
@@ -13,7 +14,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +23,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .. import __version__
-from ..fileio import atomic_write_json, dump_json
+from ..fileio import AtomicJsonList, atomic_write_json, dump_json
 from .formats.registry import get_form
-from .images import PASS_THROUGH_MODES, ImageCheck, ImagesFolder, check_image, write_copy
+from .images import PASS_THROUGH_MODES, ImageCheck, ImagesFolder, write_copy
 from .records import ImageRef, InputFileError, Report, Skipped, UnusedImage
 from .splits import HASH_RULE, SPLITS, PublishedSplit, hash_split, hash_unit
 from .text import DEFAULT_PROMPTS, build_target, clean_section, placeholder_in, script_of
+from .verify import VERIFY_MODES, check_in_order
 
 VIEW_MODES = ("both", "frontal", "each")
 # A dataset name becomes file names inside --out: no separators, no leading dot.
@@ -49,6 +52,7 @@ class PrepareOptions:
     seed: int = 0
     deid: str = "keep"
     max_pixels: int | None = None  # write resized RGB copies of the images into the output
+    verify_images: str = "fast"  # fast: structure of each file (+ decode where views are guessed); full
     mixed_language: bool = False  # keep targets whose script is not that of --lang
 
     def prompt_text(self) -> str:
@@ -56,6 +60,10 @@ class PrepareOptions:
 
 
 def check_options(options: PrepareOptions) -> None:
+    if options.verify_images not in VERIFY_MODES:
+        raise ValueError(
+            f"--verify-images {options.verify_images!r}: expected one of {', '.join(VERIFY_MODES)}"
+        )
     if options.views not in VIEW_MODES:
         raise ValueError(f"--views {options.views!r}: expected one of {', '.join(VIEW_MODES)}")
     if not NAME_PATTERN.fullmatch(options.name):
@@ -125,19 +133,33 @@ def default_workers() -> int:
 
 @dataclass
 class Ledger:
-    """Everything that did not become (part of) a sample, and why; notes taken on the way."""
+    """Everything that did not become (part of) a sample, and why; notes and counts taken on
+    the way. Its lists grow with the problems found, not with the collection."""
 
     inputs: int = 0  # records read (reports, and records that failed to be one)
-    skipped: list[dict] = field(default_factory=list)
-    not_used: list[dict] = field(default_factory=list)
+    read: int = 0  # every record the reader gave, unused images included: its place in the input
+    # (place in the input, entry): the stages run interleaved, so entries are put back in input
+    # order at the end (``in_order``) and the manifest is the same from run to run.
+    skipped: list[tuple[int, dict]] = field(default_factory=list)
+    not_used: list[tuple[int, dict]] = field(default_factory=list)
     notes: list[dict] = field(default_factory=list)
-    keys_read: set[str] = field(default_factory=set)  # study keys of every report read
+    keys_read: set[str] | None = None  # study keys of every report read (kept for a split table)
+    script_checked: int = 0  # targets whose script was told (the language check)
+    script_wrong: list[Report] = field(default_factory=list)  # the first target in the wrong script
+    script_wrong_count: int = 0
+    images_checked: int = 0
+    images_decoded: int = 0
 
-    def skip(self, rec: Report, reason: str) -> None:
-        self.skipped.append(Skipped(rec.id, rec.source, reason).to_json())
+    def skip(self, rec: Report, reason: str, at: int) -> None:
+        self.skipped.append((at, Skipped(rec.id, rec.source, reason).to_json()))
 
-    def unused(self, report: str, image: str, reason: str) -> None:
-        self.not_used.append({"report": report, "image": image, "reason": reason})
+    def unused(self, report: str, image: str, reason: str, at: int) -> None:
+        self.not_used.append((at, {"report": report, "image": image, "reason": reason}))
+
+    @staticmethod
+    def in_order(entries: list[tuple[int, dict]]) -> list[dict]:
+        """The entries by place in the input (a stable sort: one record's in stage order)."""
+        return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
 
 
 @dataclass
@@ -156,106 +178,135 @@ class Study:
 
     rec: Report
     target: str
+    at: int  # place of its record in the input
     images: list[Listed] = field(default_factory=list)
     samples: list[list[Listed]] = field(default_factory=list)  # after choose_views
     split: str = ""  # after assign_splits
 
 
 # ---------------------------------------------------------------- the stages
+#
+# Each stage takes the studies one at a time and passes on those it keeps, so a collection of any
+# size flows through in constant memory; what a stage can only judge over the whole collection
+# (the language of most targets, how much of a split table matched) is settled at the end, before
+# any output file is committed.
 
 
-def read_reports(records, ledger: Ledger, options, translations, bar) -> list[Study]:
+def read_reports(records, ledger: Ledger, options, translations) -> Iterator[Study]:
     """Stage 1: every record read; the reports whose text makes a target, once per id."""
-    studies: list[Study] = []
     seen: dict[str, str] = {}
-    for rec in bar(records):
+    for rec in records:
+        at = ledger.read
+        ledger.read += 1
         if isinstance(rec, UnusedImage):
-            ledger.unused(rec.report, rec.image, rec.reason)
+            ledger.unused(rec.report, rec.image, rec.reason, at)
             continue
         ledger.inputs += 1
         if isinstance(rec, Skipped):
-            ledger.skipped.append(rec.to_json())
+            ledger.skipped.append((at, rec.to_json()))
             continue
-        ledger.keys_read.add(rec.study_key)
+        if ledger.keys_read is not None:
+            ledger.keys_read.add(rec.study_key)
         if rec.id in seen:
-            ledger.skip(rec, f"duplicate report id (first in {seen[rec.id]})")
+            ledger.skip(rec, f"duplicate report id (first in {seen[rec.id]})", at)
             continue
         seen[rec.id] = rec.source
         target, reason = _target(rec, options, translations)
         if reason:
-            ledger.skip(rec, reason)
+            ledger.skip(rec, reason, at)
         elif not rec.images:
-            ledger.skip(rec, "no images listed")
+            ledger.skip(rec, "no images listed", at)
         else:
             ledger.notes += [{"id": rec.id, "source": rec.source, "note": n} for n in rec.notes]
-            studies.append(Study(rec, target))
-    return studies
+            yield Study(rec, target, at)
 
 
-def check_language(studies: list[Study], ledger: Ledger, options: PrepareOptions) -> list[Study]:
-    """Stage 2: targets in the script of --lang. A wrong --lang (most targets in the other
-    script) stops the run; a few stray targets are skipped with a reason."""
+# A wrong --lang is told from this many targets already, rather than after the whole collection.
+SCRIPT_EARLY = 1000
+
+
+def check_language(studies: Iterable[Study], ledger: Ledger, options: PrepareOptions) -> Iterator[Study]:
+    """Stage 2: targets in the script of --lang. A few stray targets are skipped with a reason;
+    a wrong --lang (most targets in the other script) stops the run (``refuse_wrong_language``,
+    at the end, or as soon as SCRIPT_EARLY targets say so)."""
     if options.mixed_language:
-        return studies
-    scripts = [script_of(s.target) for s in studies]
-    wrong = [s for s, script in zip(studies, scripts, strict=True) if script not in (None, options.lang)]
-    if not wrong:
-        return studies
+        yield from studies
+        return
     written = SCRIPT_NAMES["zh" if options.lang == "en" else "en"]
-    checked = sum(script is not None for script in scripts)
-    if 2 * len(wrong) > checked:
-        other = "zh" if options.lang == "en" else "en"
-        raise InputFileError(
-            f"--lang {options.lang}: {len(wrong)} of {checked} targets are written in {written} script "
-            f"(first: {wrong[0].rec.id} in {wrong[0].rec.source}); use --lang {other}, "
-            "or --mixed-language to keep them as they are"
-        )
-    for s in wrong:
-        ledger.skip(s.rec, f"target written in {written} script, not that of --lang {options.lang}")
-    wrong_ids = {id(s) for s in wrong}
-    return [s for s in studies if id(s) not in wrong_ids]
+    for s in studies:
+        script = script_of(s.target)
+        ledger.script_checked += script is not None
+        if script in (None, options.lang):
+            yield s
+            continue
+        ledger.script_wrong_count += 1
+        if not ledger.script_wrong:
+            ledger.script_wrong.append(s.rec)
+        ledger.skip(s.rec, f"target written in {written} script, not that of --lang {options.lang}", s.at)
+        if ledger.script_checked >= SCRIPT_EARLY:
+            refuse_wrong_language(ledger, options, early=True)
+
+
+def refuse_wrong_language(ledger: Ledger, options: PrepareOptions, early: bool = False) -> None:
+    wrong, checked = ledger.script_wrong_count, ledger.script_checked
+    if options.mixed_language or 2 * wrong <= checked:
+        return
+    first = ledger.script_wrong[0]
+    written = SCRIPT_NAMES["zh" if options.lang == "en" else "en"]
+    other = "zh" if options.lang == "en" else "en"
+    of = f"the first {checked}" if early else f"{checked}"
+    raise InputFileError(
+        f"--lang {options.lang}: {wrong} of {of} targets are written in {written} script "
+        f"(first: {first.id} in {first.source}); use --lang {other}, "
+        "or --mixed-language to keep them as they are"
+    )
 
 
 def take_published_split(
-    studies: list[Study], ledger: Ledger, options: PrepareOptions, table: PublishedSplit | None
-) -> tuple[list[Study], dict]:
+    studies: Iterable[Study], ledger: Ledger, options: PrepareOptions, table: PublishedSplit | None
+) -> Iterator[Study]:
     """Stage 3: with a published split, the studies in it, with their split (from the records
-    themselves, or from ``table`` by study key); returns them and the facts for the manifest."""
+    themselves, or from ``table`` by study key); ``split_table_facts`` checks the match at the end."""
     if options.split == "hash":
-        return studies, {}
-    facts: dict = {}
-    if table is not None:
-        matched = [k for k in table.split_of if k in ledger.keys_read]
-        if not matched or len(matched) < MIN_MATCHED * len(table.split_of):
-            missing = [table.label[k] for k in table.split_of if k not in ledger.keys_read][:2]
-            raise InputFileError(
-                f"{table.source}: --split {table.name}: only {len(matched)} of its {len(table.split_of)} "
-                f"studies match a report of --format {options.format} (by study key; unmatched: "
-                f"{', '.join(missing)}); is this the annotation of this collection?"
-            )
-        for s in studies:
-            s.rec.split = table.split_of.get(s.rec.study_key)
-        facts = {"source": table.source, "studies": len(table.split_of), "matched": len(matched)}
-        if table.conflicts:
-            facts["listed_under_two_splits"] = table.conflicts
-    kept = []
+        yield from studies
+        return
     for s in studies:
+        if table is not None:
+            s.rec.split = table.split_of.get(s.rec.study_key)
         if s.rec.split in SPLITS:
-            kept.append(s)
+            yield s
         else:
-            ledger.skip(s.rec, f"not in the {options.split} split (--split {options.split})")
-    return kept, facts
+            ledger.skip(s.rec, f"not in the {options.split} split (--split {options.split})", s.at)
 
 
-def claim_images(studies: list[Study], folder: ImagesFolder) -> None:
+def split_table_facts(ledger: Ledger, options: PrepareOptions, table: PublishedSplit | None) -> dict:
+    """How much of a split table the reports matched (for the manifest); too little is an error."""
+    if table is None or options.split == "hash":
+        return {}
+    matched = [k for k in table.split_of if k in ledger.keys_read]
+    if not matched or len(matched) < MIN_MATCHED * len(table.split_of):
+        missing = [table.label[k] for k in table.split_of if k not in ledger.keys_read][:2]
+        raise InputFileError(
+            f"{table.source}: --split {table.name}: only {len(matched)} of its {len(table.split_of)} "
+            f"studies match a report of --format {options.format} (by study key; unmatched: "
+            f"{', '.join(missing)}); is this the annotation of this collection?"
+        )
+    facts = {"source": table.source, "studies": len(table.split_of), "matched": len(matched)}
+    if table.conflicts:
+        facts["listed_under_two_splits"] = table.conflicts
+    return facts
+
+
+def claim_images(studies: Iterable[Study], folder: ImagesFolder) -> Iterator[Study]:
     """Stage 4: where each listed image is; an image listed by two studies goes with the first
     (one image, one split) and is recorded as not used for the other."""
-    owner: dict[Path, str] = {}
+    owner: dict[str, str] = {}
     for s in studies:
         for ref in s.rec.images:
             path, reason = folder.locate(ref.relpath)
-            if path is not None and path in owner:
-                first = owner[path]
+            key = str(path) if path is not None else ""
+            if path is not None and key in owner:
+                first = owner[key]
                 reason = (
                     "listed twice in this report"
                     if first == s.rec.id
@@ -263,52 +314,55 @@ def claim_images(studies: list[Study], folder: ImagesFolder) -> None:
                 )
                 path = None
             if path is not None:
-                owner[path] = s.rec.id
+                owner[key] = s.rec.id
             s.images.append(Listed(ref, path, reason))
+        yield s
 
 
-def _check_job(path: Path) -> ImageCheck:
-    return check_image(path)
+def check_images(studies: Iterable[Study], ledger: Ledger, verify: str, workers: int) -> Iterator[Study]:
+    """Stage 5: check every claimed image once (``data/verify.py``), in a pool, while the earlier
+    stages read on. ``fast`` reads each file's structure without decoding it; an image whose view
+    the source does not state is decoded as well (the symmetry measure that tells the views apart),
+    and with ``full`` every image is."""
+    pending: deque[Study] = deque()
+
+    def jobs():
+        for s in studies:
+            pending.append(s)
+            for x in s.images:
+                if x.path is not None:
+                    decode = verify == "full" or not x.ref.view
+                    ledger.images_decoded += decode
+                    yield x.path, "full" if decode else "fast"
+
+    def complete(s: Study) -> bool:
+        return all(x.path is None or x.check is not None for x in s.images)
+
+    for result in check_in_order(jobs(), workers):
+        while complete(pending[0]):
+            yield pending.popleft()
+        x = next(x for x in pending[0].images if x.path is not None and x.check is None)
+        x.check = result
+        ledger.images_checked += 1
+        if not result.ok:
+            x.reason = result.reason
+    while pending:
+        yield pending.popleft()
 
 
-def check_images(studies: list[Study], workers: int, progress: bool) -> None:
-    """Stage 5: decode and measure every claimed image once (the slow part; in a process pool
-    when it pays off, results in order)."""
-    items = [x for s in studies for x in s.images if x.path is not None]
-    bar = tqdm(total=len(items), desc="images", unit="img", disable=not progress)
-    paths = [x.path for x in items]
-    if workers <= 1 or len(paths) < 64:
-        results = []
-        for p in paths:
-            results.append(check_image(p))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = []
-            for r in pool.map(_check_job, paths, chunksize=32):
-                results.append(r)
-                bar.update()
-    bar.close()
-    for x, r in zip(items, results, strict=True):
-        x.check = r
-        if not r.ok:
-            x.reason = r.reason
-
-
-def choose_views(studies: list[Study], ledger: Ledger, views: str) -> list[Study]:
+def choose_views(studies: Iterable[Study], ledger: Ledger, views: str) -> Iterator[Study]:
     """Stage 6: the usable images of each study, frontal first, grouped into samples for the
     view mode; the studies left with a sample."""
-    kept = []
     for s in studies:
         usable = []
         for x in s.images:
             if x.check is not None and x.check.ok:
                 usable.append(x)
             else:
-                ledger.unused(s.rec.id, x.ref.id, x.reason)
+                ledger.unused(s.rec.id, x.ref.id, x.reason, s.at)
         if not usable:
             problems = "; ".join(f"{x.ref.id}: {x.reason}" for x in s.images)
-            ledger.skip(s.rec, f"no readable image ({problems})")
+            ledger.skip(s.rec, f"no readable image ({problems})", s.at)
             continue
         s.samples, unused = _select(_order_views(usable), views)
         for x in unused:
@@ -317,38 +371,58 @@ def choose_views(studies: list[Study], ledger: Ledger, views: str) -> list[Study
                 x.ref.id,
                 f"not used with --views {views} (one frontal"
                 f"{' and one lateral' if views == 'both' else ''} view per study)",
+                s.at,
             )
         if s.samples:
-            kept.append(s)
+            yield s
         else:
-            ledger.skip(s.rec, "no frontal view")
-    return kept
+            ledger.skip(s.rec, "no frontal view", s.at)
 
 
-def assign_splits(studies: list[Study], options: PrepareOptions) -> list[dict]:
-    """Stage 7: each study's split: the published one, or a hash of its split group. Returns
-    the groups a published split puts in more than one split (reported, not changed)."""
-    where: dict[str, set[str]] = {}
+@dataclass
+class SplitRecord:
+    """What the split stage saw, for the manifest."""
+
+    groups: dict[str, str] = field(default_factory=dict)  # published split: group -> first split
+    conflicts: dict[str, set[str]] = field(default_factory=dict)  # groups in two splits
+    grouped: bool = False  # some report had a split group other than its study key
+    keyed_by_id: int = 0  # reports whose id carries no study key
+
+
+def assign_splits(studies: Iterable[Study], options: PrepareOptions, record: SplitRecord) -> Iterator[Study]:
+    """Stage 7: each study's split: the published one, or a hash of its split group. Groups a
+    published split puts in more than one split are recorded (reported, not changed)."""
     published = options.split != "hash"
     for s in studies:
-        s.split = s.rec.split if published else hash_split(s.rec.group_key, options.seed, options.ratios)
-        where.setdefault(s.rec.group_key, set()).add(s.split)
-    return [{"group": g, "splits": sorted(v)} for g, v in where.items() if len(v) > 1]
+        group = s.rec.group_key
+        record.grouped |= bool(s.rec.group)
+        record.keyed_by_id += not s.rec.study
+        if published:
+            s.split = s.rec.split
+            first = record.groups.setdefault(group, s.split)
+            if first != s.split:
+                record.conflicts.setdefault(group, {first}).add(s.split)
+        else:
+            s.split = hash_split(group, options.seed, options.ratios)
+        yield s
 
 
 def _order_views(usable: list[Listed]) -> list[tuple[Listed, str]]:
     """Label each usable image frontal or lateral, frontal first.
 
-    A view the source states is used as given. Otherwise the most left-right symmetric image of
-    the report is taken as frontal and, when there are several, the least symmetric as lateral;
-    any others count as further frontal views.
+    A view the source states is used as given. The images whose view it does not state are told
+    apart by their left-right symmetry: when no image is a stated lateral and the study has more
+    than one image, the least symmetric of them is taken as the lateral; the others count as
+    frontal views (so, with no view stated at all, the most symmetric image is a frontal one).
     """
-    if all(x.ref.view for x in usable):
-        labelled = [(x, x.ref.view) for x in usable]
-    else:
-        by_sym = sorted(range(len(usable)), key=lambda i: -usable[i].check.symmetry)
-        lateral = by_sym[-1] if len(usable) > 1 else None
-        labelled = [(x, "lateral" if i == lateral else "frontal") for i, x in enumerate(usable)]
+    unknown = [x for x in usable if not x.ref.view]
+    lateral_guess = None
+    if unknown and len(usable) > 1 and not any(x.ref.view == "lateral" for x in usable):
+        lateral_guess = sorted(unknown, key=lambda x: -x.check.symmetry)[-1]
+    labelled = []
+    for x in usable:
+        view = x.ref.view or ("lateral" if x is lateral_guess else "frontal")
+        labelled.append((x, view))
     frontal = [x for x in labelled if x[1] == "frontal"]
     lateral = [x for x in labelled if x[1] != "frontal"]
     return frontal + lateral
@@ -426,28 +500,37 @@ def _copy_job(args: tuple[Path, Path, int | None]) -> str:
     return write_copy(src, dest, max_pixels)
 
 
-def build_samples(
-    studies: list[Study],
-    options: PrepareOptions,
-    prompts: list[str],
-    folder: ImagesFolder,
-    copies: ImageCopies,
-) -> dict[str, list[dict]]:
-    """The ShareGPT samples of every split, in reading order; image paths relative to --out."""
-    out_abs = os.path.abspath(copies.out_dir)
-    samples: dict[str, list[dict]] = {s: [] for s in SPLITS}
-    for s in studies:
+class SampleWriter:
+    """Stage 8: the ShareGPT samples of each study, appended to its split's file as the study
+    comes (in reading order); image paths relative to --out. Nothing is in place until
+    ``commit``."""
+
+    def __init__(
+        self, out_dir: Path, options: PrepareOptions, prompts: list[str], folder: ImagesFolder, copies
+    ):
+        self.options, self.prompts, self.folder, self.copies = options, prompts, folder, copies
+        self.out_abs = os.path.abspath(out_dir)
+        self.files: dict[str, AtomicJsonList] = {}
+        for s in SPLITS:
+            self.files[s] = AtomicJsonList(out_dir / f"{options.name}_{s}.json")
+        self.reports = dict.fromkeys(SPLITS, 0)
+        self.samples = dict.fromkeys(SPLITS, 0)
+        self.images = dict.fromkeys(SPLITS, 0)
+
+    def add(self, s: Study) -> None:
+        options, prompts = self.options, self.prompts
         key = s.rec.study_key
         prompt = prompts[0] if len(prompts) == 1 else prompts[_pick(key, options.seed, len(prompts))]
+        self.reports[s.split] += 1
         for group in s.samples:
             rel = []
             for x in group:
                 if options.max_pixels or x.check.mode not in PASS_THROUGH_MODES:
-                    rel.append(copies.add(x.path))
+                    rel.append(self.copies.add(x.path))
                 else:
-                    path = folder.abs / folder.relative(x.path)
-                    rel.append(os.path.relpath(path, out_abs).replace(os.sep, "/"))
-            samples[s.split].append(
+                    path = self.folder.abs / self.folder.relative(x.path)
+                    rel.append(os.path.relpath(path, self.out_abs).replace(os.sep, "/"))
+            self.files[s.split].append(
                 {
                     "id": s.rec.id if options.views != "each" else f"{s.rec.id}/{group[0].ref.id}",
                     "messages": [
@@ -457,20 +540,30 @@ def build_samples(
                     "images": rel,
                 }
             )
-    return samples
+            self.samples[s.split] += 1
+            self.images[s.split] += len(rel)
+
+    def commit(self) -> None:
+        for f in self.files.values():
+            f.commit()
+
+    def discard(self) -> None:
+        for f in self.files.values():
+            f.discard()
 
 
-def split_facts(options: PrepareOptions, studies: list[Study], published: dict, conflicts: list) -> dict:
+def split_facts(options: PrepareOptions, record: SplitRecord, published: dict) -> dict:
     """How the split was made, for the manifest: the key rule of the form and the split rule."""
     form = get_form(options.format)
     facts = {"split": options.split, "study_key": form.key_rule}
-    facts["reports_keyed_by_their_id"] = sum(not s.rec.study for s in studies)
+    facts["reports_keyed_by_their_id"] = record.keyed_by_id
     if options.split == "hash":
         facts["rule"] = HASH_RULE
-        facts["group_key"] = "the study key" if all(not s.rec.group for s in studies) else "set by the form"
+        facts["group_key"] = "set by the form" if record.grouped else "the study key"
     else:
         facts["rule"] = f"the {options.split} split of each study, as published"
         facts.update(published)
+    conflicts = [{"group": g, "splits": sorted(v)} for g, v in record.conflicts.items()]
     if conflicts:
         facts["groups_in_two_splits"] = conflicts
     return facts
@@ -491,10 +584,14 @@ def prepare_dataset(
 ) -> dict:
     """Validate, split and write the datasets; return the manifest (also written to disk).
 
-    ``translations`` maps cleaned English sections to Chinese (``--lang zh`` for sources that
-    have only English text); ``prompts`` replaces the single prompt, one chosen per study by a
-    hash of its key; ``split_table`` gives a published split to records that do not carry it
-    (``options.split`` names it). ``workers`` processes decode the images (not part of the output).
+    The records stream through the stages one study at a time (the image checks run in a pool
+    meanwhile), so memory does not grow with the collection's text or samples; the progress bar
+    counts records against ``total`` and shows the time left. ``translations`` maps cleaned
+    English sections to Chinese (``--lang zh`` for sources that have only English text);
+    ``prompts`` replaces the single prompt, one chosen per study by a hash of its key;
+    ``split_table`` gives a published split to records that do not carry it (``options.split``
+    names it). ``workers`` processes decode images (and four threads per worker read the
+    structure of the others); they change nothing in the output.
     """
     check_options(options)
     carried = get_form(options.format).published_split
@@ -505,44 +602,98 @@ def prepare_dataset(
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputFileError(f"{images_dir}: images folder not found")
-    folder = ImagesFolder(images_dir)
-    out_dir = Path(out_dir)
-    workers = default_workers() if workers is None else workers
+    use_table = split_table is not None and options.split != "hash"
+    run = Run(
+        options,
+        ImagesFolder(images_dir),
+        default_workers() if workers is None else workers,
+        translations,
+        split_table,
+        Ledger(keys_read=set() if use_table else None),
+    )
     prompt_list = prompts or [options.prompt_text()]
-    ledger = Ledger()
-
-    def bar(it):
-        return tqdm(it, desc="reports", unit="report", total=total, disable=not progress)
-
-    studies = read_reports(records, ledger, options, translations, bar)
-    studies = check_language(studies, ledger, options)
-    studies, published = take_published_split(studies, ledger, options, split_table)
-    claim_images(studies, folder)
-    check_images(studies, workers, progress)
-    studies = choose_views(studies, ledger, options.views)
-    conflicts = assign_splits(studies, options)
-    if len(studies) + len(ledger.skipped) != ledger.inputs:  # an internal invariant: nothing may vanish
-        raise AssertionError(f"kept {len(studies)} + skipped {len(ledger.skipped)} != inputs {ledger.inputs}")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    copies = ImageCopies(out_dir, options.name, folder, _input_files(inputs))
-    samples = build_samples(studies, options, prompt_list, folder, copies)
-    n_copies = copies.write(options.max_pixels, workers, progress)
+    bar = tqdm(records, desc="reports", unit="report", total=total, disable=not progress, smoothing=0.1)
+    try:
+        kept, writer, n_copies = write_samples(
+            stream_studies(bar, run), run, Path(out_dir), prompt_list, inputs, progress
+        )
+    finally:
+        bar.close()
+    ledger = run.ledger
     manifest = {
         "package": "xrayqwen2vl",
         "package_version": __version__,
         "inputs": inputs,
         "options": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(options).items()},
         "prompt": prompt_list[0] if len(prompt_list) == 1 else prompt_list,
-        "split": split_facts(options, studies, published, conflicts),
-        "counts": _counts(ledger, studies, samples, n_copies),
+        "split": split_facts(options, run.record, run.published),
+        "counts": _counts(ledger, kept, writer, n_copies),
         "files": {s: f"{options.name}_{s}.json" for s in SPLITS},
-        "skipped": ledger.skipped,
-        "images_not_used": ledger.not_used,
+        "skipped": Ledger.in_order(ledger.skipped),
+        "images_not_used": Ledger.in_order(ledger.not_used),
         "notes": ledger.notes,
     }
-    write_outputs(out_dir, options.name, samples, manifest)
+    write_outputs(Path(out_dir), options.name, manifest)
     return manifest
+
+
+@dataclass
+class Run:
+    """What the stages of one prepare run share."""
+
+    options: PrepareOptions
+    folder: ImagesFolder
+    workers: int
+    translations: dict[str, str] | None
+    split_table: PublishedSplit | None
+    ledger: Ledger
+    record: SplitRecord = field(default_factory=SplitRecord)
+    published: dict = field(default_factory=dict)  # the split table's facts, once settled
+
+
+def stream_studies(records: Iterable, run: Run) -> Iterator[Study]:
+    """Stages 1-7, chained: the studies that become samples, one at a time, with their split."""
+    options, ledger = run.options, run.ledger
+    studies = read_reports(records, ledger, options, run.translations)
+    studies = check_language(studies, ledger, options)
+    studies = take_published_split(studies, ledger, options, run.split_table)
+    studies = claim_images(studies, run.folder)
+    studies = check_images(studies, ledger, options.verify_images, run.workers)
+    studies = choose_views(studies, ledger, options.views)
+    return assign_splits(studies, options, run.record)
+
+
+def write_samples(
+    studies: Iterable[Study], run: Run, out_dir: Path, prompts: list[str], inputs: dict, progress: bool
+) -> tuple[int, SampleWriter, int]:
+    """Stage 8: every study's samples into the split files, then what could only be judged at
+    the end (the language of most targets, the split table's match, the accounting), the image
+    copies, and the split files put in place. A run that stops leaves nothing behind (an output
+    folder it created is removed when empty). Returns (studies kept, the writer, copies made)."""
+    options, ledger = run.options, run.ledger
+    created = not out_dir.exists()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = None
+    try:
+        copies = ImageCopies(out_dir, options.name, run.folder, _input_files(inputs))
+        writer = SampleWriter(out_dir, options, prompts, run.folder, copies)
+        kept = 0
+        for s in studies:
+            writer.add(s)
+            kept += 1
+        refuse_wrong_language(ledger, options)
+        run.published = split_table_facts(ledger, options, run.split_table)
+        if kept + len(ledger.skipped) != ledger.inputs:  # an internal invariant: nothing may vanish
+            raise AssertionError(f"kept {kept} + skipped {len(ledger.skipped)} != inputs {ledger.inputs}")
+        n_copies = copies.write(options.max_pixels, run.workers, progress)
+        writer.commit()
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        if created and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        raise
+    return kept, writer, n_copies
 
 
 def _input_files(inputs: dict) -> set[Path]:
@@ -557,33 +708,33 @@ def _input_files(inputs: dict) -> set[Path]:
     return found
 
 
-def _counts(ledger: Ledger, studies: list[Study], samples: dict[str, list[dict]], n_copies: int) -> dict:
+def _counts(ledger: Ledger, kept: int, writer: SampleWriter, n_copies: int) -> dict:
     notes: dict[str, int] = {}
     for n in ledger.notes:
         kind = n["note"].split(" (")[0]
         notes[kind] = notes.get(kind, 0) + 1
     return {
         "inputs": ledger.inputs,
-        "kept": len(studies),
+        "kept": kept,
         "skipped": len(ledger.skipped),
-        "reports": {s: sum(1 for x in studies if x.split == s) for s in SPLITS},
-        "samples": {s: len(samples[s]) for s in SPLITS},
-        "images": {s: sum(len(x["images"]) for x in samples[s]) for s in SPLITS},
+        "reports": writer.reports,
+        "samples": writer.samples,
+        "images": writer.images,
         "images_not_used": len(ledger.not_used),
+        "images_checked": ledger.images_checked,
+        "images_decoded": ledger.images_decoded,
         "image_copies": n_copies,
         "notes": dict(sorted(notes.items())),
     }
 
 
-def write_outputs(out_dir: Path, name: str, samples: dict[str, list[dict]], manifest: dict) -> None:
-    """Stage 8: the split files, their dataset_info.json entries and the manifest entry (one
+def write_outputs(out_dir: Path, name: str, manifest: dict) -> None:
+    """After the split files: their dataset_info.json entries and the manifest entry (one
     manifest.json per folder, one entry per dataset name, like dataset_info.json)."""
     info_path = out_dir / "dataset_info.json"
     info = _read_json_object(info_path)
     for split in SPLITS:
-        file_name = f"{name}_{split}.json"
-        atomic_write_json(out_dir / file_name, samples[split])
-        info[f"{name}_{split}"] = dataset_info_entry(file_name)
+        info[f"{name}_{split}"] = dataset_info_entry(f"{name}_{split}.json")
     atomic_write_json(info_path, dict(sorted(info.items())))
     manifests = _read_json_object(out_dir / "manifest.json")
     manifests[name] = manifest

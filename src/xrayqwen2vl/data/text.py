@@ -2,9 +2,11 @@
 
 Rules (documented in data/README.md):
 - whitespace runs (including newlines and tabs) become one space; ends are stripped;
-- ``XXXX`` de-identification tokens are kept as they are by default (the model learns to write
-  them where the radiologist's words were removed); ``deid="mask"`` replaces each run of them by
-  one ``[REDACTED]`` token consistently in targets;
+- de-identification tokens, Indiana's ``XXXX`` and MIMIC-CXR's ``___`` (three or more
+  underscores), are kept as they are by default (the model learns to write them where the
+  radiologist's words were removed); ``deid="mask"`` replaces each run of them (tokens separated
+  only by spaces, ``-`` or ``/``, e.g. ``___ ___`` or ``XXXX-XXXX``) by one ``[REDACTED]`` token
+  consistently in targets;
 - empty sections are left out of the target; a report with neither findings nor impression is
   skipped with a reason;
 - the target must be written in the script of ``--lang`` (``script_of``): Han characters for
@@ -21,7 +23,8 @@ import re
 _WS = re.compile(r"\s+")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
-_DEID_RUN = re.compile(r"X{4}(?:[\s\-/]*X{4})*")
+_DEID_TOKEN = r"(?:X{4}|_{3,})"
+_DEID_RUN = re.compile(rf"{_DEID_TOKEN}(?:[\s\-/]*{_DEID_TOKEN})*")
 PLACEHOLDERS = ("<image>", "<video>", "<audio>")
 
 SECTION_NAMES = {
@@ -67,7 +70,7 @@ def script_of(text: str) -> str | None:
     neither. A Chinese word is one or two characters, an English one about five letters, so a
     text counts as Chinese once its Han characters reach a third of its Latin letters (Chinese
     reports keep the odd "T8"; English ones have no Han at all). De-identification tokens
-    (XXXX, [REDACTED]) belong to no language and are not counted."""
+    (XXXX, ___, [REDACTED]) belong to no language and are not counted."""
     text = _DEID_RUN.sub(" ", text).replace("[REDACTED]", " ")
     han = len(_HAN.findall(text))
     latin = len(_LATIN.findall(text))

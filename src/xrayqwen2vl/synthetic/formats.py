@@ -4,6 +4,8 @@ The sample (``sample.py``) is in the raw Open-i layout; these converters rewrite
 - ``kaggle``: ``indiana_reports.csv``, ``indiana_projections.csv``, ``images_normalized/``;
 - ``r2gen``: ``annotation.json`` (train/val/test lists) and ``images/<id>/{0,1}.png``;
 - ``xrayglm``: ``openi-en.json``, ``openi-zh.json`` and ``images/<report>_<k>.png``;
+- ``mimic``: the studies dressed as a copy of MIMIC-CXR (``mimic.py``: the MIMIC-CXR-JPG root,
+  the report files, and R2Gen's MIMIC-CXR annotation of them);
 each with the same file names, columns and id conventions as the public copies, so the readers
 and the tests run on data of the same shape. Deterministic for a given sample.
 """
@@ -19,8 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..fileio import atomic_write_text, dump_json
+from .mimic import write_mimic
 
-SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm")
+SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm", "mimic")
 
 
 def _studies(sample_dir: Path) -> list[dict]:
@@ -173,7 +176,7 @@ def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
 
 
 def write_format(fmt: str, sample_dir: str | Path, out: str | Path) -> dict:
-    writers = {"kaggle": write_kaggle, "r2gen": write_r2gen, "xrayglm": write_xrayglm}
+    writers = {"kaggle": write_kaggle, "r2gen": write_r2gen, "xrayglm": write_xrayglm, "mimic": write_mimic}
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(SYNTHETIC_FORMATS)}")
     return writers[fmt](sample_dir, out)

@@ -15,7 +15,7 @@ from ..records import InputFileError, Report, Skipped, UnusedImage
 from ..splits import PublishedSplit
 
 # The form modules, in the order --format lists them.
-MODULES = ("openi", "kaggle", "r2gen", "xrayglm")
+MODULES = ("openi", "kaggle", "r2gen", "xrayglm", "mimic")
 
 Records = Iterable[Report | Skipped | UnusedImage]
 
@@ -36,7 +36,9 @@ class InputForm:
     help: str  # one line for --format's help
     inputs: Mapping[str, str]
     read: Callable[[Mapping[str, str]], Records]
-    count: Callable[[Mapping[str, str]], int | None]  # records read, for the progress bar
+    # Records read, for the progress bar (None: unknown). A reader whose records are sized (len())
+    # is asked that instead, so a collection indexed once is not indexed twice.
+    count: Callable[[Mapping[str, str]], int | None]
     key_rule: str  # how the reader derives the study key (and group key); kept in the manifest
     sections_lang: str | None = "en"  # language of the source's sections; None: text taken as given
     published_split: str | None = None  # the --split value the reader fills Report.split for

@@ -137,6 +137,24 @@ def test_no_data_at_all(checkout, cpu_env):
     )
 
 
+def test_tokenized_data_stands_in_for_the_datasets(checkout, cpu_env):
+    """A saved tokenised dataset is what LLaMA-Factory loads then (dataset keys ignored): the
+    other nodes of a run need no dataset_info.json; a folder that is not a saved dataset fails."""
+    tokenized = checkout / "saves" / "tokenized"
+    tokenized.mkdir(parents=True)
+    (tokenized / "dataset_dict.json").write_text('{"splits": ["train", "validation"]}')
+    proc = run_check(
+        checkout, TRAIN_2B, *CPU, "dataset_dir=data/none", "tokenized_path=saves/tokenized", env=cpu_env
+    )
+    assert proc.returncode == 0, proc.stderr
+    (tokenized / "dataset_dict.json").unlink()
+    (tokenized / "notes.txt").write_text("not a dataset")
+    one_error(
+        run_check(checkout, TRAIN_2B, *CPU, "tokenized_path=saves/tokenized", env=cpu_env),
+        "tokenized_path: saves/tokenized is not empty but holds no saved dataset",
+    )
+
+
 def test_bad_image_path(checkout, cpu_env):
     path = checkout / "data" / "openi_train.json"
     records = json.loads(path.read_text())

@@ -32,6 +32,20 @@ def sample_indices(n: int, k: int = SAMPLED_RECORDS) -> list[int]:
     return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
 
 
+def tokenized_data_ready(r: Report, tokenized_path) -> bool:
+    """LLaMA-Factory loads a non-empty ``tokenized_path`` with ``load_from_disk`` and ignores the
+    dataset keys: then only that folder is checked (the images it names must still be readable
+    on every node, at the paths they had when it was tokenised)."""
+    if not tokenized_path or not Path(tokenized_path).is_dir() or not any(Path(tokenized_path).iterdir()):
+        return False  # absent or empty: LLaMA-Factory tokenises the datasets and saves them there
+    if not (Path(tokenized_path) / "dataset_dict.json").is_file():
+        r.fail(
+            f"tokenized_path: {tokenized_path} is not empty but holds no saved dataset (dataset_dict.json): "
+            "empty it, or point tokenized_path= at the folder a first run saved"
+        )
+    return True
+
+
 def check_data(r: Report) -> None:
     r.checked.append("data")
     values = r.recipe.values
@@ -40,6 +54,8 @@ def check_data(r: Report) -> None:
         r.fail(
             f"{keys[0]}: not set: name the dataset of dataset_info.json to {'train' if keys[0] == 'dataset' else 'predict'} on"
         )
+        return
+    if tokenized_data_ready(r, values.get("tokenized_path")):
         return
     dataset_dir = str(values.get("dataset_dir", "data"))
     media_dir = str(values.get("media_dir") or dataset_dir)

@@ -23,7 +23,7 @@ from .dicom_io import DICOM_SUFFIXES, check_regular_file, looks_like_dicom, read
 
 MAX_IMAGES = 2  # one study: frontal, and optionally lateral
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
-# Same cap as the configs under configs/: 512x512 pixels per view (334 visual tokens).
+# Same cap as the configs under configs/: 512x512 pixels per view (324 visual tokens for 512x512).
 DEFAULT_IMAGE_MAX_PIXELS = 262144
 DEFAULT_MAX_NEW_TOKENS = 512
 DISCLAIMER = "Research use only: a model-written draft, not a diagnosis."

@@ -9,10 +9,12 @@ from . import __version__
 from .commands import (
     baselines_cmd,
     compare_cmd,
+    counterfactual_cmd,
     download_cmd,
     evaluate_cmd,
     label_cmd,
     prepare_cmd,
+    reliance_cmd,
     report_cmd,
     sample_cmd,
     tiny_model_cmd,
@@ -34,6 +36,8 @@ COMMANDS = [
     label_cmd,
     baselines_cmd,
     compare_cmd,
+    counterfactual_cmd,
+    reliance_cmd,
 ]
 
 

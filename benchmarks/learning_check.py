@@ -12,9 +12,10 @@ clinical figure, CE micro-5 F1 (doc/evaluation.md):
   (b) greedy, it loses that advantage with swapped images: the drop (true minus swapped images)
       has a 95% interval that excludes 0;
   (c) sampling, it writes distinct reports for at least half of the test studies;
-  (d) llamafactory-cli's predict writes, for the first test studies, exactly what greedy decoding
-      on the inputs the training collator builds writes: prediction shows the model its images
-      as training did (the 3-D image positions; tests/test_learning_check.py says why).
+  (d) llamafactory-cli's greedy predict and LLaMA-Factory's ChatModel (behind ``xrayqwen2vl
+      report``, the web demo and the API) begin, for the first test studies, with exactly what
+      greedy decoding on the inputs the training collator builds writes: inference shows the model
+      its images as training did (the 3-D image positions; doc/evaluation.md says why).
 
 Why both decodings: greedy decoding writes one report per set of findings, and the synthetic
 reports vary only in wording that no image shows, so even a perfect greedy model writes fewer
@@ -72,7 +73,8 @@ class Recipe:
     vision_embed_dim: int = 64
     max_new_tokens: int = 96
     temperature: float = 1.0  # of the sampled run
-    probe_studies: int = 8  # condition (d)
+    probe_studies: int = 4  # condition (d): how many test studies
+    probe_tokens: int = 24  # and how many tokens of each
     threads: int = 1
     break_training: bool = False
     swapped: bool = True  # predict the swapped split (conditions b)
@@ -183,13 +185,14 @@ def predict(
     return out / "generated_predictions.jsonl", seconds
 
 
-def training_style_greedy(
-    model_dir: Path, data_dir: Path, dataset: str, studies: int, recipe: Recipe, work: Path
-):
-    """Greedy decoding of the first ``studies`` of ``dataset`` without a cache: each step is one
-    forward pass on the batch LLaMA-Factory's training collator builds from the sequence so far
-    (its input ids, pixels and the 3-D image positions it computes)."""
+def training_style_greedy(model_dir: Path, data_dir: Path, dataset: str, recipe: Recipe, work: Path):
+    """Greedy decoding of the first ``probe_tokens`` tokens of the first ``probe_studies`` studies
+    of ``dataset``, without a cache: each step is one forward pass on the batch LLaMA-Factory's
+    training collator builds from the sequence so far (its input ids, pixels and the 3-D image
+    positions it computes)."""
+    os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")
     import torch
+    import transformers
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
     from llamafactory.hparams import get_train_args
@@ -214,6 +217,8 @@ def training_style_greedy(
             "report_to": "none",
         }
     )
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     tokens = load_tokenizer(model_args)
     tokenizer = tokens["tokenizer"]
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
@@ -224,9 +229,9 @@ def training_style_greedy(
     )
     stop = {tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")}
     texts = []
-    for row in (rows[i] for i in range(min(studies, len(rows)))):
+    for row in (rows[i] for i in range(min(recipe.probe_studies, len(rows)))):
         generated: list[int] = []
-        while len(generated) < recipe.max_new_tokens:
+        while len(generated) < recipe.probe_tokens:
             ids = row["input_ids"] + generated
             feature = {**row, "input_ids": ids, "attention_mask": [1] * len(ids), "labels": [-100] * len(ids)}
             batch = collator([feature])
@@ -238,6 +243,51 @@ def training_style_greedy(
                 break
         texts.append(tokenizer.decode(generated, skip_special_tokens=True).strip())
     return texts
+
+
+def chat_greedy(model: Path, data: Path, recipe: Recipe) -> list[str]:
+    """The first ``probe_tokens`` tokens of the first ``probe_studies`` test reports written by
+    LLaMA-Factory's ChatModel (what ``xrayqwen2vl report``, the web demo and the API use), greedily."""
+    from llamafactory.chat import ChatModel
+
+    chat = ChatModel(
+        {
+            "model_name_or_path": str(model),
+            "template": "qwen2_vl",
+            "image_max_pixels": recipe.image_max_pixels,
+            "infer_backend": "huggingface",
+            "do_sample": False,
+            "max_new_tokens": recipe.probe_tokens,
+        }
+    )
+    samples = json.loads((data / f"{NAME}_test.json").read_text(encoding="utf-8"))[: recipe.probe_studies]
+    return [
+        chat.chat(
+            [{"role": "user", "content": s["messages"][0]["content"]}],
+            images=[str(data / p) for p in s["images"]],
+        )[0].response_text.strip()
+        for s in samples
+    ]
+
+
+def probe(recipe: Recipe, model: Path, data: Path, greedy: Path, work: Path) -> dict:
+    """Condition (d): do llamafactory-cli's greedy predictions and ChatModel's replies begin with what
+    greedy decoding on the training collator's inputs writes?"""
+    expected = training_style_greedy(model, data, f"{NAME}_test", recipe, work)
+    predicted = [p.strip() for p in _predictions(greedy)[: len(expected)]]
+    chatted = chat_greedy(model, data, recipe)
+    same = [p.startswith(e) and c == e for p, c, e in zip(predicted, chatted, expected, strict=True)]
+    differ = [
+        {"predict": p, "chat": c, "training_inputs": e}
+        for p, c, e, ok in zip(predicted, chatted, expected, same, strict=True)
+        if not ok
+    ]
+    return {
+        "studies": len(expected),
+        "tokens": recipe.probe_tokens,
+        "same": sum(same),
+        "first_difference": differ[0] if differ else None,
+    }
 
 
 def constant_run(data: Path, work: Path, resamples: int) -> Path:
@@ -341,16 +391,8 @@ def run_check(recipe: Recipe, work: Path, resamples: int = 1000, bar: Bar | None
     timings["evaluate_s"] = time.perf_counter() - t1
     if recipe.probe_studies:
         t1 = time.perf_counter()
-        expected = training_style_greedy(model, data, test, recipe.probe_studies, recipe, work)
-        got = [p.strip() for p in _predictions(preds["greedy"])[: len(expected)]]
-        result["probe"] = {
-            "studies": len(expected),
-            "same": sum(a == b for a, b in zip(got, expected, strict=True)),
-        }
-        result["probe"]["first_difference"] = next(
-            ({"predict": a, "training_inputs": b} for a, b in zip(got, expected, strict=True) if a != b), None
-        )
-        result["conditions"]["d_predict_matches_training_inputs"] = got == expected
+        p = result["probe"] = probe(recipe, model, data, preds["greedy"], work)
+        result["conditions"]["d_inference_matches_training_inputs"] = p["same"] == p["studies"]
         timings["probe_s"] = time.perf_counter() - t1
     result["passed"] = all(result["conditions"].values())
     timings["total_s"] = time.perf_counter() - t0
@@ -386,7 +428,8 @@ def summary(result: dict) -> list[str]:
     if "probe" in result:
         p = result["probe"]
         lines.append(
-            f"(d) predict = greedy decoding on the training inputs for {p['same']}/{p['studies']} studies"
+            f"(d) predict and chat begin as greedy decoding on the training inputs does ({p['tokens']} tokens) "
+            f"for {p['same']}/{p['studies']} studies"
         )
         if p["first_difference"]:
             lines.append(f"    first difference: {json.dumps(p['first_difference'])}")

@@ -10,10 +10,12 @@ from .commands import (
     baselines_cmd,
     check_cmd,
     compare_cmd,
+    counterfactual_cmd,
     download_cmd,
     evaluate_cmd,
     label_cmd,
     prepare_cmd,
+    reliance_cmd,
     report_cmd,
     sample_cmd,
     tiny_model_cmd,
@@ -37,6 +39,8 @@ COMMANDS = [
     label_cmd,
     baselines_cmd,
     compare_cmd,
+    counterfactual_cmd,
+    reliance_cmd,
 ]
 
 

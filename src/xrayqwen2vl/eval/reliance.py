@@ -13,7 +13,8 @@ counterfactual, with a verdict:
   (CE micro-5 F1) does not drop significantly;
 - ``reads the image``: the headline figure drops and the drop's 95% interval excludes 0.
 
-The first two are warnings ("WARNING: …" lines, and the ``warnings`` list of reliance.json).
+The first two are warnings, through the same mechanism as evaluate's (``eval/verdicts.py``:
+"WARNING: …" lines, and the ``warnings`` list of reliance.json).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..fileio import atomic_write_json
 from .bootstrap import paired_comparison
 from .evaluate import evaluate, load_run
 from .inputs import read_predictions
+from .verdicts import add_warning, warning_lines
 
 HEADLINE = "CE-micro-5-F1"
 # Figures the console table shows (reliance.json has every bootstrap metric).
@@ -175,7 +177,7 @@ def image_reliance(
         result["counterfactuals"][kind] = entry
         text = warning_text(kind, entry)
         if text:
-            result["warnings"].append(text)
+            add_warning(result, text)
     verdicts = {e["verdict"] for e in result["counterfactuals"].values()}
     result["verdict"] = READS if verdicts == {READS} else (IGNORES if IGNORES in verdicts else NO_EVIDENCE)
     atomic_write_json(out / "reliance.json", result)
@@ -206,5 +208,5 @@ def summary_lines(result: dict) -> list[str]:
             f"{k}: {u['count']}/{e['n']} predictions unchanged ({u['share']:.1%}); verdict: {e['verdict']}"
         )
     lines.append(f"image reliance verdict: {result['verdict']}")
-    lines += [f"WARNING: {w}" for w in result["warnings"]]
+    lines += warning_lines(result)
     return lines

@@ -190,14 +190,23 @@ def training_style_greedy(model_dir: Path, data_dir: Path, dataset: str, recipe:
     of ``dataset``, without a cache: each step is one forward pass on the batch LLaMA-Factory's
     training collator builds from the sequence so far (its input ids, pixels and the 3-D image
     positions it computes)."""
+    # LLaMA-Factory's logger reads its level when first imported: quiet here, and the variable put
+    # back at once, so processes started later (the tests' llamafactory-cli runs) log as usual.
+    saved = os.environ.get("LLAMAFACTORY_VERBOSITY")
     os.environ.setdefault("LLAMAFACTORY_VERBOSITY", "WARN")
-    import torch
-    import transformers
-    from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
-    from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
-    from llamafactory.hparams import get_train_args
-    from llamafactory.model import load_tokenizer
-    from transformers import AutoModelForImageTextToText
+    try:
+        import torch
+        import transformers
+        from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
+        from llamafactory.data.collator import SFTDataCollatorWith4DAttentionMask
+        from llamafactory.hparams import get_train_args
+        from llamafactory.model import load_tokenizer
+        from transformers import AutoModelForImageTextToText
+    finally:
+        if saved is None:
+            os.environ.pop("LLAMAFACTORY_VERBOSITY", None)
+        else:
+            os.environ["LLAMAFACTORY_VERBOSITY"] = saved
 
     model_args, data_args, training_args, _, _ = get_train_args(
         {

@@ -19,7 +19,7 @@ import pytest
 
 from xrayqwen2vl.cli import main
 from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS, find_mentions, label_report
-from xrayqwen2vl.synthetic.text import FILLER, FINDINGS, choose_findings, write_report
+from xrayqwen2vl.synthetic.text import CHEXPERT_OF, FILLER, FINDINGS, choose_findings, write_report
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -274,18 +274,6 @@ def test_find_mentions_keeps_its_shape_and_the_report_text():
     assert label_report(text)["No Finding"] is None and len(label_report(text)) == len(OBSERVATIONS)
 
 
-SYNTHETIC_TO_CHEXPERT = {
-    "cardiomegaly": "Cardiomegaly",
-    "pleural_effusion": "Pleural Effusion",
-    "pneumothorax": "Pneumothorax",
-    "atelectasis": "Atelectasis",
-    "opacity": "Lung Opacity",
-    "nodule": "Lung Lesion",
-    "fracture": "Fracture",
-    "support_devices": "Support Devices",
-}
-
-
 ABNORMAL_FILLER = [pair for pair in FILLER if "Degenerative" in pair[0] or "granuloma" in pair[0]]
 
 
@@ -302,7 +290,7 @@ def test_synthetic_vocabulary_maps_to_the_right_observations(lang):
         )
         labels = label_report(report, lang)
         positives = {o for o in OBSERVATIONS if labels[o] == 1}
-        expected = {SYNTHETIC_TO_CHEXPERT[f] for f in present}
+        expected = {CHEXPERT_OF[f] for f in present}
         pathology = expected - {"Support Devices"}
         # degenerative changes and a calcified granuloma are abnormalities: no "No Finding"
         other = any(pair[k] in report for pair in ABNORMAL_FILLER for k in (0, 1))
@@ -313,7 +301,7 @@ def test_synthetic_vocabulary_maps_to_the_right_observations(lang):
         assert labels["Pneumonia"] == (-1 if "opacity" in present else None), (report, labels)
         for finding in FINDINGS:
             if finding not in present:
-                assert labels[SYNTHETIC_TO_CHEXPERT[finding]] in (0, None), (report, finding, labels)
+                assert labels[CHEXPERT_OF[finding]] in (0, None), (report, finding, labels)
 
 
 def test_label_command_writes_the_csv(tmp_path):

@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_write_bytes, atomic_write_text
+from .text import CHEXPERT_OF
 
 JPG_DIR = "mimic-cxr-jpg"
 REPORTS_DIR = "mimic-cxr-reports"
@@ -77,17 +78,6 @@ CHEXPERT = [
     "Pneumothorax",
     "Support Devices",
 ]
-# The synthetic findings (synthetic/text.py) as CheXpert observations.
-TO_CHEXPERT = {
-    "cardiomegaly": "Cardiomegaly",
-    "pleural_effusion": "Pleural Effusion",
-    "pneumothorax": "Pneumothorax",
-    "atelectasis": "Atelectasis",
-    "opacity": "Lung Opacity",
-    "nodule": "Lung Lesion",
-    "fracture": "Fracture",
-    "support_devices": "Support Devices",
-}
 
 # Section variants; every block of 20 studies carries each at least once.
 VARIANT_CYCLE = (
@@ -302,7 +292,7 @@ def _study_time(rng: random.Random) -> str:
 
 def _labels(study: MimicStudy, rng: random.Random) -> dict:
     row = {"subject_id": study.subject_id, "study_id": study.study_id}
-    present = {TO_CHEXPERT[n] for n in study.source.present if n in TO_CHEXPERT}
+    present = {CHEXPERT_OF[n] for n in study.source.present if n in CHEXPERT_OF}
     for name in CHEXPERT:
         if name in present:
             row[name] = "1.0" if rng.random() < 0.85 else "-1.0"
@@ -447,7 +437,7 @@ def write_mimic(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
     sources = []
     for s in _studies(sample_dir):
         sec = s["sections"]
-        labels = [name for name in TO_CHEXPERT if name.replace("_", " ").title() in s["mesh"].split(";")]
+        labels = [name for name in CHEXPERT_OF if name.replace("_", " ").title() in s["mesh"].split(";")]
         sources.append(
             SourceStudy(
                 findings=" ".join(sec.get("FINDINGS", "").split()),

@@ -22,6 +22,18 @@ FINDINGS = [
     "support_devices",
 ]
 
+# Each synthetic finding as the CheXpert observation a labeler should give it.
+CHEXPERT_OF = {
+    "cardiomegaly": "Cardiomegaly",
+    "pleural_effusion": "Pleural Effusion",
+    "pneumothorax": "Pneumothorax",
+    "atelectasis": "Atelectasis",
+    "opacity": "Lung Opacity",
+    "nodule": "Lung Lesion",
+    "fracture": "Fracture",
+    "support_devices": "Support Devices",
+}
+
 # Probability that a synthetic study has each finding.
 PREVALENCE = {
     "cardiomegaly": 0.25,

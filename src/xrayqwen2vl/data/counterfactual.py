@@ -24,7 +24,6 @@ kept unchanged (there is nothing to swap) and counted in the manifest.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from ..fileio import atomic_write_bytes, atomic_write_json, dump_json
+from .formats.common import load_json
 from .records import InputFileError
 
 SWAPPED, BLANK = "swapped", "blank"
@@ -79,24 +79,15 @@ def image_donors(image_counts: list[int], seed: int = 0) -> tuple[list[list[int]
     return donors, mismatches
 
 
-def _read_json(path: Path, missing: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: no such file ({missing})") from None
-    except json.JSONDecodeError as e:
-        raise InputFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
-
-
 def _read_split(dataset_dir: Path, split: str) -> tuple[dict, Path, list[dict]]:
     info_path = dataset_dir / "dataset_info.json"
-    info = _read_json(info_path, "run `xrayqwen2vl prepare` first")
+    info = load_json(info_path, "dataset_info.json (run `xrayqwen2vl prepare` first)")
     entry = info.get(split) if isinstance(info, dict) else None
     if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
         known = ", ".join(sorted(info)) if isinstance(info, dict) else "none"
         raise InputFileError(f"{info_path}: no dataset {split!r} with a file_name (datasets: {known})")
     path = dataset_dir / entry["file_name"]
-    samples = _read_json(path, f"named by {info_path} for {split!r}")
+    samples = load_json(path, f"split file (named by {info_path} for {split!r})")
     if not isinstance(samples, list) or not samples:
         raise InputFileError(f"{path}: expected a non-empty JSON list of samples")
     for k, s in enumerate(samples):

@@ -26,7 +26,7 @@ from .mimic import write_mimic
 SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm", "mimic")
 
 
-def _studies(sample_dir: Path) -> list[dict]:
+def sample_studies(sample_dir: Path) -> list[dict]:
     """Each study of the sample: number, sections (en, zh) and its images with true views."""
     labels = {}
     with open(sample_dir / "labels.csv", encoding="utf-8", newline="") as f:
@@ -70,7 +70,7 @@ def write_kaggle(sample_dir: str | Path, out: str | Path) -> dict:
     img_dir = out / "images_normalized"
     img_dir.mkdir(parents=True, exist_ok=True)
     reports, projections = [], []
-    for s in _studies(sample_dir):
+    for s in sample_studies(sample_dir):
         uid = str(s["number"])
         sec = s["sections"]
         reports.append(
@@ -111,7 +111,7 @@ def write_r2gen(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
     70/10/20 by a seeded shuffle."""
     sample_dir, out = Path(sample_dir), Path(out)
     entries = []
-    for s in _studies(sample_dir):
+    for s in sample_studies(sample_dir):
         findings = " ".join(s["sections"].get("FINDINGS", "").split())
         frontal = [i for i, v in s["images"] if v == "frontal"]
         lateral = [i for i, v in s["images"] if v == "lateral"]
@@ -156,7 +156,7 @@ def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
     sample_dir, out = Path(sample_dir), Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     en, zh = [], []
-    for s in _studies(sample_dir):
+    for s in sample_studies(sample_dir):
         sec = s["sections"]
         caption_en = " ".join(" ".join([sec.get("FINDINGS", ""), sec.get("IMPRESSION", "")]).split())
         caption_zh = s["zh"]["findings"] + s["zh"]["impression"]

@@ -431,11 +431,11 @@ def _png_to_jpeg(image: MimicImage, path: Path) -> tuple[int, int]:
 
 def write_mimic(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
     """The synthetic Open-i sample (``sample.py``) as a MIMIC-CXR copy under ``out``."""
-    from .formats import _studies
+    from .formats import sample_studies
 
     sample_dir = Path(sample_dir)
     sources = []
-    for s in _studies(sample_dir):
+    for s in sample_studies(sample_dir):
         sec = s["sections"]
         labels = [name for name in CHEXPERT_OF if name.replace("_", " ").title() in s["mesh"].split(";")]
         sources.append(

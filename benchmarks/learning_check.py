@@ -48,6 +48,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import positions
+
+from xrayqwen2vl import lf_shim
+from xrayqwen2vl.lf_shim import launch_env
+
 REPO = Path(__file__).resolve().parents[1]
 LEARN_CONFIG = REPO / "configs" / "tiny" / "qwen2vl_tiny_learn_sft.yaml"
 PREDICT_CONFIG = REPO / "configs" / "tiny" / "qwen2vl_tiny_predict.yaml"
@@ -99,16 +104,19 @@ def _env(threads: int) -> dict:
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     env.update(WANDB_DISABLED="true", CUDA_VISIBLE_DEVICES="")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return launch_env(env)  # the wrappers' inference shim (xrayqwen2vl/lf_shim.py)
 
 
-def llamafactory(config: Path, overrides: dict, log_path: Path, threads: int) -> float:
+def llamafactory(
+    config: Path, overrides: dict, log_path: Path, threads: int, env: dict | None = None
+) -> float:
     """One real ``llamafactory-cli train CONFIG key=value …``; returns its wall-clock seconds."""
     cli = Path(sys.executable).parent / "llamafactory-cli"
     args = [str(cli if cli.exists() else "llamafactory-cli"), "train", str(config)]
     args += [f"{k}={v}" for k, v in overrides.items()]
     t0 = time.perf_counter()
-    proc = subprocess.run(args, cwd=REPO, env=_env(threads), capture_output=True, text=True, timeout=1800)
+    env = {**_env(threads), **(env or {})}
+    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     log_path.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(
@@ -181,7 +189,10 @@ def predict(
         "do_sample": str(sample).lower(),
         "temperature": recipe.temperature,
     }
-    seconds = llamafactory(PREDICT_CONFIG, overrides, work / f"predict_{run}.log", recipe.threads)
+    env = None
+    if run == "greedy" and recipe.probe_studies:  # condition (d): record the image positions
+        env = positions.probe_env(work / "positions_predict", base=_env(recipe.threads))
+    seconds = llamafactory(PREDICT_CONFIG, overrides, work / f"predict_{run}.log", recipe.threads, env)
     return out / "generated_predictions.jsonl", seconds
 
 
@@ -257,6 +268,7 @@ def training_style_greedy(model_dir: Path, data_dir: Path, dataset: str, recipe:
 def chat_greedy(model: Path, data: Path, recipe: Recipe) -> list[str]:
     """The first ``probe_tokens`` tokens of the first ``probe_studies`` test reports written by
     LLaMA-Factory's ChatModel (what ``xrayqwen2vl report``, the web demo and the API use), greedily."""
+    lf_shim.install()  # as serve/report.py does
     from llamafactory.chat import ChatModel
 
     chat = ChatModel(
@@ -284,6 +296,7 @@ def probe(recipe: Recipe, model: Path, data: Path, greedy: Path, work: Path) -> 
     greedy decoding on the training collator's inputs writes?"""
     expected = training_style_greedy(model, data, f"{NAME}_test", recipe, work)
     predicted = [p.strip() for p in _predictions(greedy)[: len(expected)]]
+    positions.record_here(work / "positions_chat")
     chatted = chat_greedy(model, data, recipe)
     same = [p.startswith(e) and c == e for p, c, e in zip(predicted, chatted, expected, strict=True)]
     differ = [
@@ -296,6 +309,11 @@ def probe(recipe: Recipe, model: Path, data: Path, greedy: Path, work: Path) -> 
         "tokens": recipe.probe_tokens,
         "same": sum(same),
         "first_difference": differ[0] if differ else None,
+        # the image positions of the first generated token against the training collator's
+        "positions": {
+            "predict": positions.compare(work / "positions_predict", model),
+            "chat": positions.compare(work / "positions_chat", model),
+        },
     }
 
 
@@ -401,7 +419,10 @@ def run_check(recipe: Recipe, work: Path, resamples: int = 1000, bar: Bar | None
     if recipe.probe_studies:
         t1 = time.perf_counter()
         p = result["probe"] = probe(recipe, model, data, preds["greedy"], work)
-        result["conditions"]["d_inference_matches_training_inputs"] = p["same"] == p["studies"]
+        same_positions = all(r["rows"] and r["same"] == r["rows"] for r in p["positions"].values())
+        result["conditions"]["d_inference_matches_training_inputs"] = (
+            p["same"] == p["studies"] and same_positions
+        )
         timings["probe_s"] = time.perf_counter() - t1
     result["passed"] = all(result["conditions"].values())
     timings["total_s"] = time.perf_counter() - t0
@@ -442,6 +463,12 @@ def summary(result: dict) -> list[str]:
         )
         if p["first_difference"]:
             lines.append(f"    first difference: {json.dumps(p['first_difference'])}")
+        for path, r in p["positions"].items():
+            lines.append(
+                f"    {path}: image positions of the first generated token equal the training collator's "
+                f"for {r['same']}/{r['rows']} samples"
+                + (f"; first difference {json.dumps(r['first_difference'])}" if r["first_difference"] else "")
+            )
     for name, ok in result["conditions"].items():
         lines.append(f"  {'PASS' if ok else 'FAIL'}  {name}")
     lines.append("learning check " + ("PASSED" if result["passed"] else "FAILED"))

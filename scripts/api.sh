@@ -17,4 +17,6 @@ if [ $# -lt 1 ] || [ ! -f "$1" ]; then
   exit 2
 fi
 export API_HOST="$host"
+# shellcheck source=scripts/lf_env.sh
+. "$(dirname "$0")/lf_env.sh"
 exec llamafactory-cli api "$@"

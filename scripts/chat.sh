@@ -24,4 +24,6 @@ if [ $# -lt 1 ] || [ ! -f "$1" ]; then
   exit 2
 fi
 export GRADIO_SERVER_NAME="$host"
+# shellcheck source=scripts/lf_env.sh
+. "$(dirname "$0")/lf_env.sh"
 exec llamafactory-cli webchat "$@"

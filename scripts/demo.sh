@@ -10,6 +10,8 @@ OUT=saves/demo
 REPORTS=${1:-200}
 mkdir -p "$OUT/logs"
 export TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# shellcheck source=scripts/lf_env.sh
+. scripts/lf_env.sh  # the inference shim in every llamafactory-cli process
 
 step() {  # step NAME LOG command...: run one LLaMA-Factory job, its log to a file, show failures
   local name=$1 log=$2; shift 2

@@ -40,5 +40,7 @@ preflight_and_launch() {
   done <<<"$plan"
   local cli_job="$job"
   [ "$job" = "predict" ] && cli_job=train
+  # shellcheck source=scripts/lf_env.sh
+  . "$(dirname "${BASH_SOURCE[0]}")/lf_env.sh"
   exec llamafactory-cli "$cli_job" "$@"
 }

@@ -37,8 +37,12 @@ def tool(name: str) -> str:
 def run_cli(
     args: list[str], cwd: Path = REPO, timeout: int = 900, check: bool = True, log: Path | None = None
 ):
-    """Run a command with the offline environment; on failure show the end of its output."""
-    env = {**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """Run a command with the offline environment; on failure show the end of its output. Like the
+    wrappers, it puts the inference shim's boot folder on PYTHONPATH (xrayqwen2vl/lf_shim.py), so a
+    llamafactory-cli started here predicts with the image positions it was trained with."""
+    from xrayqwen2vl.lf_shim import launch_env
+
+    env = launch_env({**os.environ, **OFFLINE_ENV, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
     proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if log is not None:
         log.write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)

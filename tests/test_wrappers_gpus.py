@@ -137,7 +137,10 @@ _out = os.environ.get("RECORD_LAUNCH")
 if _out and sys.argv and "llamafactory" in os.path.basename(sys.argv[0]) + " ".join(sys.argv[:1]):
     keys = ("CUDA_VISIBLE_DEVICES", "FORCE_TORCHRUN", "NPROC_PER_NODE", "LOCAL_RANK", "WORLD_SIZE")
     with open(_out, "a") as f:
-        f.write(json.dumps({"argv0": os.path.basename(sys.argv[0]), **{k: os.environ.get(k) for k in keys}}) + "\\n")
+        # the inference shim's import hook, installed by src/xrayqwen2vl/lf_boot (first on PYTHONPATH),
+        # whose sitecustomize runs this one after it
+        shim = any(type(f).__name__ == "_PatchOnImport" for f in sys.meta_path)
+        f.write(json.dumps({"argv0": os.path.basename(sys.argv[0]), "shim": shim, **{k: os.environ.get(k) for k in keys}}) + "\\n")
 """
 
 
@@ -167,6 +170,7 @@ def test_wrapper_gives_llamafactory_one_gpu_and_one_process(checkout, four_gpus,
     assert starts == [
         {
             "argv0": "llamafactory-cli",
+            "shim": True,
             "CUDA_VISIBLE_DEVICES": "0",
             "FORCE_TORCHRUN": "0",
             "NPROC_PER_NODE": "1",
@@ -186,6 +190,7 @@ def test_wrapper_gives_llamafactory_the_gpus_asked_for(checkout, four_gpus, tmp_
         ("0", "2", "0,1"),
         ("1", "2", "0,1"),
     ]
+    assert [s["shim"] for s in starts] == [True] * len(starts)  # llamafactory-cli and both ranks
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
+from .. import lf_shim
 from . import gpus as gpu_mod
 from .report import EXTRA, Report, installed
 
@@ -77,6 +78,18 @@ def check_packages(r: Report) -> None:
     if str(v.get("flash_attn", "")).lower() == "fa2" and not installed("flash_attn"):
         r.fail("flash_attn: fa2 needs the flash-attn package, which is not installed: pass flash_attn=sdpa")
     r.checked.append("packages")
+
+
+def check_inference_positions(r: Report) -> None:
+    """Prediction and inference: the installed transformers places Qwen VL image positions right
+    with LLaMA-Factory 0.9.5 only through our shim (lf_shim.py), which covers pinned versions."""
+    line = lf_shim.problem()
+    if line:
+        r.fail(line)
+    warning = lf_shim.disabled_warning()
+    if warning:
+        r.warn(warning)
+    r.checked.append("inference positions")
 
 
 def check_gpus(r: Report, env: dict, inventory: gpu_mod.Inventory | None) -> None:

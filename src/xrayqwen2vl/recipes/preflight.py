@@ -14,7 +14,8 @@ Checks, in order (those that do not apply to the config's job are skipped):
 6. output: the folder is not another config's output, nor holds another recipe's adapter or
    merged model (``xrayqwen2vl_run.json``, written by the wrappers);
 7. resume_from_checkpoint exists;
-8. packages a key needs: liger-kernel, bitsandbytes, flash-attn;
+8. packages a key needs: liger-kernel, bitsandbytes, flash-attn; and, for prediction and
+   inference, a transformers that the inference shim covers (lf_shim.py: image positions);
 9. GPUs (train, predict): the recipe's GPU count is visible (``recipes.gpus``), the driver runs
    torch's CUDA build, bf16 is supported, liger-kernel / bitsandbytes have a GPU, and ZeRO
    CPU offload can compile DeepSpeed's CPU Adam (a CUDA toolkit matching torch's CUDA).
@@ -30,7 +31,7 @@ from ..fileio import atomic_write_json
 from . import gpus as gpu_mod
 from .config import SCRIPT_OF, Recipe, display, load_recipe, repo_root, same_file, same_path, writers
 from .datasets import check_data
-from .hardware import check_deepspeed, check_gpus, check_packages
+from .hardware import check_deepspeed, check_gpus, check_inference_positions, check_packages
 from .models import check_adapter, check_model
 from .report import Report
 
@@ -71,6 +72,8 @@ def preflight(
         check_resume(r)
     check_output(r, others)
     check_packages(r)
+    if recipe.job in ("predict", "infer"):
+        check_inference_positions(r)
     if recipe.job in ("train", "predict"):
         check_gpus(r, env, inventory)
     r.summary = summary(r)

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from .. import lf_shim
 from ..data.images import check_image
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
@@ -124,7 +125,14 @@ class ReportWriter:
     def __init__(self, args: dict, prompt: str):
         # LLaMA-Factory logs to stdout through a handler made at its first import; importing it
         # while stdout points at stderr keeps stdout for the report alone.
+        problem = lf_shim.problem()
+        if problem:
+            raise InputFileError(problem)
+        warning = lf_shim.disabled_warning()
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         with contextlib.redirect_stdout(sys.stderr):
+            lf_shim.install()  # image positions right under transformers >= 5.3 (lf_shim.py)
             from llamafactory.chat import ChatModel
 
             self.chat_model = ChatModel(args)

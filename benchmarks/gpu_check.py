@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+import positions
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
@@ -306,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     if train["rc"] != 0:
         return 1
 
+    # Condition (d) of the learning check at the 7B dimensions: the recorder on PYTHONPATH saves the
+    # image positions of the first generated token (benchmarks/positions.py compares them below).
+    probe_env = {**env, "XRAYQWEN2VL_POSITION_PROBE": str(work / "positions")}
+    probe_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (env.get("PYTHONPATH"), str(positions.PROBE_DIR)) if p
+    )
     predict = stage(
         "predict",
         [
@@ -321,10 +329,11 @@ def main(argv: list[str] | None = None) -> int:
             *cpu,
         ],
         logs,
-        env,
+        probe_env,
         work,
     )
     if predict["rc"] == 0:
+        predict["positions"] = positions.compare(work / "positions", model)
         metrics = json.loads((work / "predict" / "all_results.json").read_text())
         predict.update({k: metrics.get(k) for k in ("predict_samples_per_second", "predict_runtime")})
         lines = (work / "predict" / "generated_predictions.jsonl").read_text().splitlines()
@@ -361,10 +370,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, r in results["stages"].items():
         sps = r.get("train_samples_per_second") or r.get("predict_samples_per_second") or ""
         md.append(f"| {name} | {r['wall_s']} | {r['peak_gpu_mib']} | {sps} | {r['rc']} |")
+    pos = results["stages"].get("predict", {}).get("positions")
+    positions_ok = bool(pos and pos["rows"] and pos["same"] == pos["rows"])
+    if pos:
+        md += [
+            "",
+            f"Condition (d), image positions of the first generated token equal the training collator's: "
+            f"{pos['same']}/{pos['rows']} samples"
+            + (f"; first difference {pos['first_difference']}" if pos["first_difference"] else ""),
+        ]
     md += ["", "Commands:", ""] + [f"- {name}: `{r['command']}`" for name, r in results["stages"].items()]
     (out / "gpu_check.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
-    return 0 if all(r["rc"] == 0 for r in results["stages"].values()) else 1
+    return 0 if all(r["rc"] == 0 for r in results["stages"].values()) and positions_ok else 1
 
 
 if __name__ == "__main__":

@@ -161,10 +161,12 @@ def training_positions(collator, record: dict):
 def compare(records: Path, model_dir: Path) -> dict:
     """Recorded prefill positions against the training collator's, on the attended tokens."""
     import torch
-    from transformers import AutoModelForImageTextToText
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
     files = sorted(Path(records).glob("*.pt"))
-    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    # The positions depend on the config alone: the model is built without weights (a 7B in a second).
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(model_dir))
     collator = _collator(model)
     rows = same = 0
     first = None

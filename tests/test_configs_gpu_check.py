@@ -87,6 +87,8 @@ def test_gpu_check_runs_end_to_end_with_tiny_dims(tmp_path):
     assert all(s["rc"] == 0 for s in result["stages"].values())
     assert result["stages"]["train"]["train_samples_per_second"] > 0
     assert result["stages"]["predict"]["predictions"] == 2
+    pos = result["stages"]["predict"]["positions"]  # condition (d) at these dims, base + adapter
+    assert pos["rows"] == 2 and pos["same"] == 2, pos
     table = (out / "gpu_check.md").read_text()
     assert "| train |" in table and "configs/train_lora/qwen2vl_7b_lora_sft.yaml" in table
     assert "DeepSpeed info" in (out / "logs" / "train.log").read_text()

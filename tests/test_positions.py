@@ -205,3 +205,22 @@ def test_without_the_shim_the_guard_sees_text_positions(tiny_model_dir, prepared
     assert result["rows"] >= 1 and result["same"] == 0, result
     first = result["first_difference"]
     assert first["got"][0] == first["got"][1] == first["got"][2]  # text-style: the same in all three rows
+
+
+def test_check_warns_when_the_shim_is_switched_off():
+    from conftest import tool
+
+    def check(**env):
+        args = [tool("xrayqwen2vl"), "check", "configs/predict/qwen2vl_7b_lora_sft.yaml"]
+        proc = subprocess.run(
+            args, cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        )
+        return proc.stderr.splitlines()
+
+    warning = (
+        "xrayqwen2vl check: warning: XRAYQWEN2VL_LF_SHIM=0: the inference shim is off, so Qwen VL image tokens "
+        f"are numbered like text at inference (transformers {lf_shim.installed('transformers')}); unset "
+        "XRAYQWEN2VL_LF_SHIM"
+    )
+    assert warning in check(**{lf_shim.DISABLE_ENV: "0"})
+    assert not [line for line in check() if "shim" in line]

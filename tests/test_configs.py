@@ -422,7 +422,7 @@ GPU_JOBS = [p for p in REAL if p.parent.name in ("train_lora", "train_qlora", "p
 def test_gpus_line_gives_the_count_the_hardware_line_names(path):
     """The wrappers give a run the GPUs of its '# GPUs: N' line (recipes/gpus.py); it must be the
     count the header's hardware line is written for, and the samples per step it states must be
-    N × batch × accumulation."""
+    nodes × N × batch × accumulation."""
     from xrayqwen2vl.recipes.config import load_recipe
 
     recipe = load_recipe(path)
@@ -433,7 +433,12 @@ def test_gpus_line_gives_the_count_the_hardware_line_names(path):
     )
     if path.parent.name != "predict":
         cfg = recipe.values
-        total = recipe.gpus * cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"]
+        total = (
+            recipe.nodes
+            * recipe.gpus
+            * cfg["per_device_train_batch_size"]
+            * cfg["gradient_accumulation_steps"]
+        )
         assert f"{total} samples per step" in text.replace("\n# ", " "), (
             f"{rel(path)}: {total} per step not stated"
         )

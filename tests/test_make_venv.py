@@ -62,7 +62,7 @@ def test_a_python_without_its_venv_module(tmp_path):
         "python3.11",
         f'case "$*" in *ensurepip*) echo "No module named ensurepip" >&2; exit 1;; esac\nexec {sys.executable} "$@"\n',
     )
-    version = "%d.%d" % sys.version_info[:2]
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     line = message(make_venv(tmp_path, str(fake)))
     assert line.startswith(f"make venv: {fake} (Python {version}) has no venv module with pip (ensurepip): ")
     assert f"sudo apt-get install python{version}-venv" in line

@@ -10,6 +10,7 @@ import re
 
 import pytest
 from configs_support import rel, training_configs
+from conftest import REPO
 from preflight_support import (
     H100,
     clean_env,
@@ -95,17 +96,30 @@ def test_mimic_is_256_on_two_nodes_and_says_how_to_keep_it_on_one():
 
 @pytest.mark.parametrize("path", TRAIN, ids=[rel(p) for p in TRAIN])
 def test_no_accumulation_is_suggested_that_does_not_divide_evenly(path):
-    """On 3 GPUs no recipe's batch is a multiple of 3 × its per-device batch: the line says so
-    and gives the two nearest, never 'gradient_accumulation_steps=K keeps it' with a K that does not."""
+    """On 3 GPUs: when the recipe's batch is no multiple of 3 × its per-device batch (none of ours
+    is), the line says so and gives the two nearest, never 'gradient_accumulation_steps=K keeps
+    it' with a K that does not; when it is one, K gives the batch exactly."""
     recipe = load_recipe(path)
     stated = stated_global_batch(recipe)
     line = first_line(recipe, {"GPUS": "3"})
     b = int(recipe.get("per_device_train_batch_size"))
-    lo = stated // (3 * b)
-    assert stated % (3 * b) != 0
+    lo, rest = divmod(stated, 3 * b)
+    if rest == 0:
+        assert line.endswith(f"gradient_accumulation_steps={lo} keeps it)"), line
+        return
     assert "keeps it)" not in line, line
     near = ", ".join(f"{k} gives {k * 3 * b}" for k in (lo, lo + 1) if k >= 1)
     assert line.endswith(f"no gradient_accumulation_steps keeps it exactly with 3 × batch {b}: {near})"), line
+
+
+def test_our_recipes_do_not_divide_by_three():
+    """So that the test above exercises the uneven case on the recipes of this repository."""
+    recipe = load_recipe(REPO / TRAIN_7B)
+    assert stated_global_batch(recipe) % (3 * int(recipe.get("per_device_train_batch_size"))) != 0
+    assert first_line(recipe, {"GPUS": "3"}).endswith(
+        "(the recipe: 4 GPUs × 8 × 8 = 256; no gradient_accumulation_steps keeps it exactly with "
+        "3 × batch 8: 10 gives 240, 11 gives 264)"
+    )
 
 
 def test_a_gpus_comment_below_the_first_key_is_not_the_header(tmp_path):

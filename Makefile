@@ -1,4 +1,6 @@
 # XrayQwen2VL — every target sets up .venv itself when it is missing or pyproject.toml changed.
+# PYTHON: the interpreter .venv is made with, Python 3.11 or 3.12 with its venv module, e.g.
+# make venv PYTHON=python3.12 (scripts/check-python.sh says what to install when it is missing).
 PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: help venv demo test test-fast style quality clean-demo system-deps system-deps-java
 
 help:
-	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch)"
+	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch;"
+	@echo "               PYTHON=python3.12: another Python, 3.11 or 3.12)"
 	@echo "make demo      synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge -> predict (CPU, < 5 min)"
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
@@ -23,6 +26,7 @@ TORCH_INDEX ?=
 TORCH_PINS = $(shell sed -nE 's/^ *"(torch|torchvision|torchaudio)==([^"]+)",.*/\1==\2/p' pyproject.toml)
 
 $(STAMP): pyproject.toml
+	@bash scripts/check-python.sh "$(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip wheel setuptools
 	$(if $(TORCH_INDEX),$(PY) -m pip install --quiet $(TORCH_PINS) --index-url $(TORCH_INDEX))

@@ -13,12 +13,13 @@ sample and MFU, and the tuned/original ratio. Writes OUT/train_throughput.json a
     python benchmarks/train_throughput.py --dims 7b --out "$OUT"      # GPU (see doc/benchmarks.md)
     python benchmarks/train_throughput.py --dims tiny --out tt-tiny   # CPU, the tiny model
 
-FLOP per sample (issue 7's count): 4 x N_lm x tokens for the LoRA-trained language model (forward,
+FLOP per sample: 4 x N_lm x tokens for the LoRA-trained language model (forward,
 and the backward pass through the activations; no weight gradients for frozen weights) plus
 2 x N_vision x patches for the frozen vision tower (forward only). N_lm counts every parameter
 outside the vision tower, embeddings included. Gradient-checkpointing recomputation is not
-counted (MFU is useful work). MFU = FLOP/s over --peak-tflops (790 for the H100's dense bf16, as
-the issue takes it); on a CPU only FLOP/s is given.
+counted (MFU is useful work). MFU = FLOP/s over the card's dense bf16 peak, from PEAK_BF16_TFLOPS
+by the name torch gives the card (H100 SXM 989, H100 PCIe 756, A100 312, ...), or --peak-tflops;
+a card not in the table gets no MFU unless --peak-tflops is given; on a CPU only FLOP/s is given.
 
 Only the overrides a run needs are passed: model, data and output folders, max_steps, no
 checkpoint or validation, logging every step, the token counter; on a CPU also bf16=false and, for
@@ -47,7 +48,29 @@ RECIPES = {
     "original": "configs/train_lora/qwen2vl_7b_lora_sft.yaml",
     "fast": "configs/train_lora/qwen2vl_7b_lora_sft_fast.yaml",
 }
-H100_BF16_DENSE_TFLOPS = 790.0  # the figure issue 7 uses
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from NVIDIA's data sheets, matched in this
+# order against torch.cuda.get_device_name() (e.g. "NVIDIA H100 80GB HBM3" is the SXM card).
+PEAK_BF16_TFLOPS = [
+    (r"H100.*PCIe", "H100 PCIe", 756.0),
+    (r"H100.*NVL", "H100 NVL", 835.0),
+    (r"H100|H800", "H100 SXM", 989.0),
+    (r"H200", "H200", 989.0),
+    (r"A100|A800", "A100", 312.0),
+    (r"L40S", "L40S", 362.0),
+    (r"\bA10\b", "A10", 125.0),
+    (r"\bL4\b", "L4", 121.0),
+    (r"RTX 4090", "RTX 4090", 165.0),
+]
+
+
+def card_peak(name: str | None) -> tuple[float | None, str]:
+    """(dense bf16 peak in TFLOP/s, the table row it came from) for a card name; (None, why) if unknown."""
+    import re
+
+    for pattern, card, tflops in PEAK_BF16_TFLOPS:
+        if name and re.search(pattern, name):
+            return tflops, f"{card} dense bf16, {tflops:g} TFLOP/s"
+    return None, f"{name or 'no GPU'}: not in the card table; pass --peak-tflops for an MFU"
 
 
 def log(msg: str) -> None:
@@ -191,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=6, help="optimizer steps per recipe (default 6)")
     ap.add_argument("--warmup", type=int, default=2, help="first steps left out of the median (default 2)")
     ap.add_argument("--reports", type=int, default=200, help="synthetic reports (default 200)")
-    ap.add_argument("--peak-tflops", type=float, help="accelerator peak for MFU (default 790 on a GPU)")
+    ap.add_argument(
+        "--peak-tflops",
+        type=float,
+        help="accelerator peak for MFU (default: the card's, from PEAK_BF16_TFLOPS)",
+    )
     ap.add_argument(
         "--set",
         action="append",
@@ -221,7 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     logs = out / "logs"
     for d in (out, work, logs):
         d.mkdir(parents=True, exist_ok=True)
-    peak_tflops = args.peak_tflops or (H100_BF16_DENSE_TFLOPS if device == "cuda" else None)
+    gpu_name = torch.cuda.get_device_name(0) if device == "cuda" else None
+    if args.peak_tflops:
+        peak_tflops, peak_source = args.peak_tflops, "--peak-tflops"
+    elif device == "cuda":
+        peak_tflops, peak_source = card_peak(gpu_name)
+    else:
+        peak_tflops, peak_source = None, "CPU: FLOP/s only"
+    log(f"MFU peak: {peak_source}")
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -230,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "dims": args.dims,
         "device": device,
-        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "gpu": gpu_name,
         "cpu_cores": os.cpu_count(),
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
         "versions": {
@@ -242,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": args.warmup,
         "extra_overrides": sets,
         "peak_tflops": peak_tflops,
+        "peak_tflops_source": peak_source,
         "runs": {},
     }
 
@@ -331,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['flop_per_second']:.3e} | {mfu} | {r['peak_cuda_allocated_gib'] or 'n/a'} | "
             f"{r['peak_gpu_mib'] or 'n/a'} | {r['peak_rss_gib']} |"
         )
+    md += ["", f"MFU against: {peak_source}."]
     if "ratio" in results:
         md += ["", f"Tuned / original: **{results['ratio']}×** samples/s."]
     md += ["", "Commands:", ""] + [f"- {name}: `{r['command']}`" for name, r in runs.items()]

@@ -79,6 +79,73 @@ def test_header_names_its_own_command_and_hardware(path):
     assert "### model" in text
 
 
+# A LLaMA-Factory server started by hand: 0.9.5's webchat and api listen on 0.0.0.0 with no login
+# and no key. Prose that names the command (`llamafactory-cli api` in backticks) is not a command.
+BARE_SERVING = re.compile(r"(?:^|[\s(])llamafactory-cli\s+(webchat|api|chat)(?:\s+[\w$.{\"'<]|\s*$)")
+SERVING_DOCS = sorted(
+    [REPO / "README.md", REPO / "data" / "README.md", REPO / "weights" / "README.md"]
+    + list((REPO / "doc").glob("*.md"))
+)
+
+
+def header_lines(path: Path) -> list[str]:
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=ids(ALL_YAML))
+def test_header_serves_only_through_the_wrappers(path):
+    """Every serving command a header gives is scripts/chat.sh, scripts/api.sh or xrayqwen2vl
+    web/report, which bind 127.0.0.1 (and refuse the network without a login or a key)."""
+    bare = [
+        line for line in header_lines(path) if re.search(r"llamafactory-cli\s+(webchat|api|chat)\b", line)
+    ]
+    assert not bare, (
+        f"{rel(path)}: bare LLaMA-Factory server in the header (use scripts/chat.sh or scripts/api.sh): {bare}"
+    )
+
+
+@pytest.mark.parametrize("path", REAL, ids=ids(REAL))
+def test_command_line_is_a_wrapper(path):
+    """A GPU config's command runs the preflight and the GPU selection first (the tiny configs are
+    run by make demo and the tests as they are)."""
+    cmd = command_line(path)
+    wrappers = ("bash scripts/train.sh ", "bash scripts/predict.sh ", "bash scripts/merge.sh ")
+    assert cmd.startswith((*wrappers, "xrayqwen2vl report --config ")), f"{rel(path)}: {cmd}"
+
+
+@pytest.mark.parametrize("path", SERVING_DOCS, ids=ids(SERVING_DOCS))
+def test_docs_serve_only_through_the_wrappers(path):
+    bare = [
+        f"line {n}: {line.strip()}"
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if BARE_SERVING.search(line)
+    ]
+    assert not bare, f"{rel(path)}: a serving command without the wrapper: {bare}"
+
+
+def test_the_serving_scan_catches_a_bare_command():
+    for line in (
+        "llamafactory-cli api my_model.yaml",
+        "    llamafactory-cli webchat configs/inference/x.yaml",
+        "API_PORT=8000 llamafactory-cli api CONFIG.yaml",
+        "(or: llamafactory-cli webchat <this file>)",
+        "llamafactory-cli webchat",
+    ):
+        assert BARE_SERVING.search(line), line
+    for line in (
+        "`llamafactory-cli chat` (0.9.5) cannot take images",
+        "runs `llamafactory-cli webchat` on http://127.0.0.1:7860",
+        "llamafactory-cli export (merge)   llamafactory-cli chat / webchat / api",
+        "bash scripts/api.sh configs/inference/qwen2vl_7b_lora_sft.yaml",
+    ):
+        assert not BARE_SERVING.search(line), line
+
+
 def _liger_installed() -> bool:
     import importlib.util
 
@@ -422,7 +489,7 @@ GPU_JOBS = [p for p in REAL if p.parent.name in ("train_lora", "train_qlora", "p
 def test_gpus_line_gives_the_count_the_hardware_line_names(path):
     """The wrappers give a run the GPUs of its '# GPUs: N' line (recipes/gpus.py); it must be the
     count the header's hardware line is written for, and the samples per step it states must be
-    N × batch × accumulation."""
+    nodes × N × batch × accumulation."""
     from xrayqwen2vl.recipes.config import load_recipe
 
     recipe = load_recipe(path)
@@ -433,7 +500,12 @@ def test_gpus_line_gives_the_count_the_hardware_line_names(path):
     )
     if path.parent.name != "predict":
         cfg = recipe.values
-        total = recipe.gpus * cfg["per_device_train_batch_size"] * cfg["gradient_accumulation_steps"]
+        total = (
+            recipe.nodes
+            * recipe.gpus
+            * cfg["per_device_train_batch_size"]
+            * cfg["gradient_accumulation_steps"]
+        )
         assert f"{total} samples per step" in text.replace("\n# ", " "), (
             f"{rel(path)}: {total} per step not stated"
         )

@@ -17,7 +17,23 @@ from conftest import OFFLINE_ENV, REPO
 sys.path.insert(0, str(REPO / "benchmarks"))
 import train_throughput  # noqa: E402
 
-pytestmark = pytest.mark.slow
+
+@pytest.mark.parametrize(
+    ("name", "peak"),
+    [
+        ("NVIDIA H100 80GB HBM3", 989.0),
+        ("NVIDIA H100 PCIe", 756.0),
+        ("NVIDIA H200", 989.0),
+        ("NVIDIA A100-SXM4-80GB", 312.0),
+        ("NVIDIA A800-SXM4-80GB", 312.0),
+        ("NVIDIA A10", 125.0),
+        ("NVIDIA GeForce RTX 4090", 165.0),
+        ("Tesla V100-SXM2-32GB", None),
+    ],
+)
+def test_mfu_uses_the_cards_own_peak(name, peak):
+    """MFU is against the card the run is on, never an H100 figure for every card (fast)."""
+    assert train_throughput.card_peak(name)[0] == peak
 
 
 def _env():
@@ -38,6 +54,7 @@ def _run(script: str, *args: str):
     return proc
 
 
+@pytest.mark.slow
 def test_batched_prediction_writes_the_same_reports_as_one_at_a_time(tmp_path):
     out = tmp_path / "out"
     _run(
@@ -60,6 +77,7 @@ def test_batched_prediction_writes_the_same_reports_as_one_at_a_time(tmp_path):
     assert "| batched | 3 |" in (out / "predict_throughput.md").read_text()
 
 
+@pytest.mark.slow
 def test_train_throughput_runs_both_recipes_on_cpu(tmp_path):
     out = tmp_path / "out"
     _run(
@@ -85,6 +103,7 @@ def test_train_throughput_runs_both_recipes_on_cpu(tmp_path):
     assert "| original | 8 x 1 |" in table and "| fast | 16 x 1 |" in table
 
 
+@pytest.mark.slow
 def test_patch_count_matches_the_issue_example(tmp_path):
     """Issue 7's shape: one 512x512 view under the recipe's pixel bounds is 1,296 vision patches
     (324 visual tokens after the 2x2 merge), and 4 x 7.6e9 x 418 + 2 x 0.675e9 x 1,296 = 1.45e13."""

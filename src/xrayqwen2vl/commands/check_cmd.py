@@ -11,8 +11,13 @@ Exit status: 0 every check passed, 1 a check failed (one line each on stderr), 2
 override could not be read.
 
 GPUs (train and predict configs): the first N GPUs of the pool, N from GPUS, else NPROC_PER_NODE,
-else the config's '# GPUs: N' line; the pool is CUDA_VISIBLE_DEVICES if set, else what nvidia-smi
-lists. GPUS=0 runs on the CPU. --shell prints what the wrappers export (CUDA_VISIBLE_DEVICES,
+else the config's '# GPUs: N' line (GPUs per node; '# GPUs: N per node, M nodes' for a multi-node
+recipe, whose global batch is M × N × batch × accumulation); the pool is CUDA_VISIBLE_DEVICES if
+set, else what nvidia-smi lists. GPUS=0 runs on the CPU.
+
+Several nodes (NNODES > 1): NODE_RANK (0 … NNODES-1, a different one on each node), MASTER_ADDR
+(node 0's address, not a loopback one) and MASTER_PORT must all be set; a missing or wrong one is
+one error line, since torchrun would otherwise wait until the timeout. --shell prints what the wrappers export (CUDA_VISIBLE_DEVICES,
 NPROC_PER_NODE, FORCE_TORCHRUN) as KEY=VALUE lines after a '# ' line that states the run's
 global batch.
 """

@@ -5,6 +5,7 @@ give it, checked in about a second before ``llamafactory-cli`` starts.
   header fields (``# GPUs: N``), its job, and the other configs of the same folder tree;
 - ``gpus``: the GPUs ``nvidia-smi`` lists, which of them a run gets, how it is launched, and the
   global batch it will really use;
+- ``nodes``: the rendezvous of a multi-node run (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT);
 - ``preflight``: runs the checks of ``models`` (base model, adapter), ``datasets``
   (dataset_info.json, files, images) and ``hardware`` (DeepSpeed, packages, GPUs, driver, bf16,
   the ZeRO offload toolchain), and its own of the output folder; each problem is one line in a

@@ -18,7 +18,9 @@ SCRIPT_OF = {
     "export": "scripts/merge.sh",
     "infer": "xrayqwen2vl report --config",
 }
-_GPUS_LINE = re.compile(r"^#\s*GPUs:\s*(\d+)\b", re.IGNORECASE)
+# '# GPUs: N' (N GPUs on one node) or '# GPUs: N per node, M nodes' (a multi-node recipe). Only the
+# leading comment block counts: a '# GPUs:' comment below the first YAML key is a note, not the header.
+_GPUS_LINE = re.compile(r"^#\s*GPUs:\s*(\d+)\b(?:\s+per\s+node\s*,\s*(\d+)\s+nodes?\b)?", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -43,11 +45,21 @@ class Recipe:
 
     @property
     def gpus(self) -> int | None:
-        """The ``# GPUs: N`` header line: the GPU count the recipe is written for (None: not said)."""
+        """The ``# GPUs: N`` header line: the GPUs per node the recipe is written for (None: not said)."""
+        m = self._gpus_line()
+        return int(m.group(1)) if m else None
+
+    @property
+    def nodes(self) -> int:
+        """The nodes the recipe is written for: ``# GPUs: N per node, M nodes`` gives M, else 1."""
+        m = self._gpus_line()
+        return int(m.group(2)) if m and m.group(2) else 1
+
+    def _gpus_line(self) -> re.Match | None:
         for line in self.header:
             m = _GPUS_LINE.match(line.strip())
             if m:
-                return int(m.group(1))
+                return m
         return None
 
     def get(self, key: str, default=None):

@@ -84,10 +84,27 @@ def check_data(r: Report) -> None:
                     f"{_prepare_hint(dataset_dir)} with --name {name.rsplit('_', 1)[0]}, or fix {key}="
                 )
                 continue
-            check_dataset_file(r, key, name, entry, dataset_dir, media_dir, loaded)
+            check_dataset_file(r, key, name, entry, dataset_dir, media_dir, loaded, info)
 
 
-def check_dataset_file(r: Report, key, name, entry, dataset_dir, media_dir, loaded) -> None:
+def prepared_instead(info: dict, dataset_dir: str, name: str) -> list[str]:
+    """Other datasets of dataset_info.json for the same split whose files exist (``r2gen_train``
+    when ``openi_train`` is missing): what was prepared under another ``--name``."""
+    if "_" not in name:
+        return []
+    split = name.rsplit("_", 1)[1]
+    return sorted(
+        other
+        for other, entry in info.items()
+        if other != name
+        and other.endswith(f"_{split}")
+        and isinstance(entry, dict)
+        and entry.get("file_name")
+        and (Path(dataset_dir) / entry["file_name"]).is_file()
+    )
+
+
+def check_dataset_file(r: Report, key, name, entry, dataset_dir, media_dir, loaded, info=None) -> None:
     file_name = entry.get("file_name")
     if not file_name:
         if not any(
@@ -98,7 +115,9 @@ def check_dataset_file(r: Report, key, name, entry, dataset_dir, media_dir, load
     path = Path(dataset_dir) / file_name
     shown = path.as_posix()
     if not path.exists():
-        r.fail(f"{key}: {shown} ({name}) not found: {_prepare_hint(dataset_dir)}")
+        others = prepared_instead(info or {}, dataset_dir, name)
+        instead = f", or train on what is there: {key}={others[0]}" if others else ""
+        r.fail(f"{key}: {shown} ({name}) not found: {_prepare_hint(dataset_dir)}{instead}")
         return
     if path.is_dir():
         return  # a folder of files: LLaMA-Factory reads them all; not sampled here

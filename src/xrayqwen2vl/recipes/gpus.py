@@ -191,9 +191,12 @@ def plan_launch(
     """The launch plan, or the problems (one line each) that stop one from being made."""
     try:
         count, source = wanted_count(recipe_gpus, env)
-        nnodes = _int_env(env, "NNODES") or 1
     except ValueError as e:
         return None, [f"{e}: set GPUS=N (N GPUs, 0 for the CPU)"]
+    try:
+        nnodes = _int_env(env, "NNODES") or 1
+    except ValueError:
+        nnodes = 1  # recipes.nodes says what is wrong with it
     processes = max(count, 1)
     torchrun = nnodes > 1 or processes > 1 or uses_deepspeed
     run_env = {"NPROC_PER_NODE": str(processes), "FORCE_TORCHRUN": "1" if torchrun else "0"}
@@ -230,9 +233,11 @@ def plan_launch(
     return plan, []
 
 
-def batch_line(values: dict, own: dict, recipe_gpus: int | None, plan: Plan) -> str:
+def batch_line(values: dict, own: dict, recipe_gpus: int | None, plan: Plan, recipe_nodes: int = 1) -> str:
     """'N × batch b × accumulation a = G samples per optimizer step', and the recipe's own G when
-    the run's differs (with the accumulation that would keep it)."""
+    the run's differs: nodes × GPUs per node × batch × accumulation of the file, with the
+    accumulation that keeps it when one does (it must divide evenly: a hint that changes the
+    batch is worse than none)."""
     b = int(values.get("per_device_train_batch_size", 8))
     a = int(values.get("gradient_accumulation_steps", 1))
     ranks = plan.nnodes * plan.processes
@@ -241,16 +246,25 @@ def batch_line(values: dict, own: dict, recipe_gpus: int | None, plan: Plan) -> 
     if recipe_gpus:
         b0 = int(own.get("per_device_train_batch_size", 8))
         a0 = int(own.get("gradient_accumulation_steps", 1))
-        written = recipe_gpus * b0 * a0
+        nodes = max(recipe_nodes, 1)
+        written = nodes * recipe_gpus * b0 * a0
         if written != total:
-            line += (
-                f" (the recipe: {recipe_gpus} GPU{'s' if recipe_gpus > 1 else ''} × {b0} × {a0} = {written}"
-            )
-            keep, rest = divmod(written, ranks * b)
-            if rest == 0 and keep >= 1:
-                line += f"; gradient_accumulation_steps={keep} keeps it"
-            line += ")"
+            gpus = f"{recipe_gpus} GPU{'s' if recipe_gpus > 1 else ''}"
+            shape = f"{nodes} nodes × {gpus}" if nodes > 1 else gpus
+            line += f" (the recipe: {shape} × {b0} × {a0} = {written}; {keep_hint(written, ranks, b)})"
     return line
+
+
+def keep_hint(written: int, ranks: int, batch: int) -> str:
+    """The accumulation that gives ``written`` samples per step on ``ranks`` × ``batch``, or, when
+    none does exactly, the two nearest and what they give."""
+    per_step = ranks * batch
+    keep, rest = divmod(written, per_step)
+    if rest == 0 and keep >= 1:
+        return f"gradient_accumulation_steps={keep} keeps it"
+    near = [k for k in (keep, keep + 1) if k >= 1]
+    gives = ", ".join(f"{k} gives {k * per_step}" for k in near)
+    return f"no gradient_accumulation_steps keeps it exactly with {ranks} × batch {batch}: {gives}"
 
 
 # --- torch's CUDA build against the driver ------------------------------------------------------

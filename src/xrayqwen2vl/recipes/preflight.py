@@ -33,6 +33,7 @@ from .config import SCRIPT_OF, Recipe, display, load_recipe, repo_root, same_fil
 from .datasets import check_data
 from .hardware import check_deepspeed, check_gpus, check_inference_positions, check_packages
 from .models import check_adapter, check_model
+from .nodes import check_rendezvous
 from .report import Report
 
 JOB_NOUN = {"train": "training", "predict": "prediction", "export": "merge", "infer": "inference"}
@@ -76,6 +77,7 @@ def preflight(
         check_inference_positions(r)
     if recipe.job in ("train", "predict"):
         check_gpus(r, env, inventory)
+        check_rendezvous(r, env)
     r.summary = summary(r)
     return r
 
@@ -165,7 +167,7 @@ def summary(r: Report) -> str:
     recipe, plan = r.recipe, r.plan
     v = recipe.values
     if recipe.job == "train" and plan is not None:
-        line = gpu_mod.batch_line(v, recipe.own, recipe.gpus, plan)
+        line = gpu_mod.batch_line(v, recipe.own, recipe.gpus, plan, recipe.nodes)
         return f"{recipe.name}: {plan.where()}, {plan.launch()}: {line}"
     if recipe.job == "predict" and plan is not None:
         b = v.get("per_device_eval_batch_size", 8)

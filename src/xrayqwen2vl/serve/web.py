@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
-from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, open_view
+from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, ViewError, open_view
 from .report import DISCLAIMER, MAX_IMAGES
 
 AUTH_ENV = "XRAYQWEN2VL_WEB_AUTH"
@@ -89,11 +89,6 @@ def parse_auth(value: str | None, host: str) -> tuple[str, str] | None:
 
 def _view_name(i: int) -> str:
     return f"view {i + 1} ({VIEW_NAMES[i]})" if i < len(VIEW_NAMES) else f"view {i + 1}"
-
-
-def _without_path(message: str, path: str) -> str:
-    """An error message without the server-side path it starts with."""
-    return message[len(path) + 2 :] if message.startswith(f"{path}: ") else message
 
 
 def gradio_upload_dir() -> Path:
@@ -247,8 +242,10 @@ def _decode(paths: list[str], decoded, uploads: set[str]) -> list:
             )
         try:
             view = open_view(p)
-        except InputFileError as e:
-            raise InputFileError(f"{_view_name(i)}: {_without_path(str(e), str(p))}") from None
+        except ViewError as e:  # our reason alone: no path, file name or exception text
+            raise InputFileError(f"{_view_name(i)}: {e.reason}") from None
+        except Exception as e:  # whatever else a decoder raises: its type, never its text
+            raise InputFileError(f"{_view_name(i)}: could not be read ({type(e).__name__})") from None
         if raw in uploads:
             decoded[raw] = view
         views.append(view)

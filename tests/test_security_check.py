@@ -16,13 +16,13 @@ from conftest import REPO, run_cli, tool
 from preflight_support import clean_env
 
 from xrayqwen2vl.cli import main
-from xrayqwen2vl.model_scan import REMOTE_CODE_ENV, scan_model_folder
 
 # Nine anchors of nine aliases each: 9^9 (387 million) strings once expanded.
 BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
     f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
 )
 ALIAS_LINE = "YAML anchors and aliases (&name, *name) are not accepted in a config: write the values out"
+REMOTE_CODE_ENV = "XRAYQWEN2VL_ALLOW_REMOTE_CODE"
 CVE_FIELD = "which made transformers before 5.3 load code the file names (CVE-2026-4372)"
 
 
@@ -172,6 +172,8 @@ def test_auto_map_and_trust_remote_code_need_the_explicit_flag(model_copy, tmp_p
 
 
 def test_attn_field_is_refused_even_with_remote_code_allowed(model_copy):
+    from xrayqwen2vl.model_scan import scan_model_folder  # new module: the rest runs on old code
+
     _set(model_copy, "config.json", "_attn_implementation_internal", "eager")
     _set(model_copy, "config.json", "attn_implementation", {"": "org/kernel"})
     problems = scan_model_folder(model_copy, allow_remote_code=True)
@@ -187,25 +189,35 @@ def test_pickled_weights_are_refused(model_copy, tmp_path, capsys, name):
     )
     proc = _check(tmp_path, _infer_yaml(tmp_path, model_copy))
     assert proc.returncode == 1
-    assert _errors(proc.stderr, "check") == [f"xrayqwen2vl check: error: model_name_or_path: {model_copy}: {line}"]
+    assert _errors(proc.stderr, "check") == [
+        f"xrayqwen2vl check: error: model_name_or_path: {model_copy}: {line}"
+    ]
     assert main(["report", "--model", str(model_copy), "x.png"]) == 2
     assert capsys.readouterr().err.strip() == f"xrayqwen2vl report: error: {model_copy}: {line}"
 
 
 def test_an_index_naming_pickled_shards_is_refused(model_copy):
+    from xrayqwen2vl.model_scan import scan_model_folder  # new module: the rest runs on old code
+
     (model_copy / "pytorch_model.bin.index.json").write_text(
         json.dumps({"weight_map": {"a": "pytorch_model-00001-of-00002.bin"}})
     )
     problems = scan_model_folder(model_copy)
-    assert any(p.startswith("pytorch_model.bin.index.json names 1 weight file(s) that are not") for p in problems)
+    assert any(
+        p.startswith("pytorch_model.bin.index.json names 1 weight file(s) that are not") for p in problems
+    )
 
 
 def test_hostile_json_is_one_line_not_a_traceback(model_copy, tmp_path):
+    from xrayqwen2vl.model_scan import scan_model_folder  # new module: the rest runs on old code
+
     (model_copy / "tokenizer_config.json").write_text("[" * 100_000 + "]" * 100_000)
     assert scan_model_folder(model_copy) == ["tokenizer_config.json is nested too deeply to read"]
 
 
 def test_the_adapter_folder_is_scanned_too_and_trainer_pickles_pass(model_copy, tmp_path, capsys):
+    from xrayqwen2vl.model_scan import scan_model_folder  # new module: the rest runs on old code
+
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
@@ -214,7 +226,9 @@ def test_the_adapter_folder_is_scanned_too_and_trainer_pickles_pass(model_copy, 
         (adapter / name).write_bytes(b"\x80\x04")
     assert scan_model_folder(adapter) == []
     _set(adapter, "adapter_config.json", "auto_map", {"base_model_class": "x.Y"})
-    proc = _check(tmp_path, _infer_yaml(tmp_path, model_copy, adapter_name_or_path=str(adapter), finetuning_type="lora"))
+    proc = _check(
+        tmp_path, _infer_yaml(tmp_path, model_copy, adapter_name_or_path=str(adapter), finetuning_type="lora")
+    )
     assert _errors(proc.stderr, "check") == [
         f"xrayqwen2vl check: error: adapter_name_or_path: {adapter}: adapter_config.json sets auto_map, "
         "code shipped with the model: xrayqwen2vl runs no code shipped with a model: use a folder without it, "
@@ -223,6 +237,8 @@ def test_the_adapter_folder_is_scanned_too_and_trainer_pickles_pass(model_copy, 
 
 
 def test_the_tiny_model_we_build_passes_the_scan(tiny_model_dir):
+    from xrayqwen2vl.model_scan import scan_model_folder  # new module: the rest runs on old code
+
     assert scan_model_folder(tiny_model_dir) == []
 
 

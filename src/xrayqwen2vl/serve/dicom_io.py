@@ -11,7 +11,7 @@ or a VOI LUT Sequence) → MONOCHROME1 inverted so that air is dark → scaled t
 
 A file is read within bounds set before pydicom sees it: a deflated dataset (Deflated Explicit
 VR Little Endian, which pydicom would inflate in full: a 300 KB file can hold 300 MiB) is
-inflated here up to ``MAX_INFLATED_BYTES`` and refused beyond, and elements over
+inflated here up to ``MAX_INFLATED_BYTES`` and refused beyond; in any other file, elements over
 ``DEFER_BYTES`` are never read unless used (only the pixel data is).
 
 What a file is, is decided by its content, whatever its name (``image_kind``): PNG, JPEG or
@@ -68,7 +68,7 @@ class ViewError(InputFileError):
 
 
 def image_kind(path: Path) -> str:
-    """"PNG", "JPEG" or "DICOM" from the file's first bytes, whatever its name; ViewError for
+    """ "PNG", "JPEG" or "DICOM" from the file's first bytes, whatever its name; ViewError for
     anything else (a TIFF named x.png included) and for what is not a regular, non-empty file."""
     check_regular_file(path)
     head = _head(path, 132)
@@ -227,10 +227,11 @@ def _dataset(f, path: Path):
     read_preamble(f, False)
     meta = _read_file_meta_info(f)
     if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
-        f.seek(0)
-        return pydicom.dcmread(f, defer_size=DEFER_BYTES)
-    data = DicomBytesIO(_inflate(f, path, MAX_INFLATED_BYTES))
-    ds = read_dataset(data, is_implicit_VR=False, is_little_endian=True, defer_size=DEFER_BYTES)
+        # By path: pydicom reads a deferred element (the pixel data too, when large) by opening
+        # the file again, which it can only do from a name (``f`` is a regular file: checked).
+        return pydicom.dcmread(path, defer_size=DEFER_BYTES)
+    data = DicomBytesIO(_inflate(f, path, MAX_INFLATED_BYTES))  # within the cap: read it all
+    ds = read_dataset(data, is_implicit_VR=False, is_little_endian=True)
     ds.file_meta = meta
     return ds
 

@@ -37,7 +37,9 @@ def load_config(path: str | Path) -> dict:
     try:
         data = read_config_yaml(p)
     except (OSError, UnsafeYamlError) as e:
-        raise InputFileError(str(e) if isinstance(e, UnsafeYamlError) else f"{p}: cannot read ({e.strerror})") from None
+        raise InputFileError(
+            str(e) if isinstance(e, UnsafeYamlError) else f"{p}: cannot read ({e.strerror})"
+        ) from None
     if not isinstance(data, dict):
         raise InputFileError(f"{p}: expected a mapping of LLaMA-Factory arguments")
     return data
@@ -116,7 +118,9 @@ def build_args(
     for folder in [str(model_dir), *(str(adapter_path).split(",") if adapter_path else [])]:
         problems = scan_model_folder(folder, allow_remote_code=allowed)
         if problems:
-            more = f" (and {len(problems) - 1} more: xrayqwen2vl check lists them)" if len(problems) > 1 else ""
+            more = (
+                f" (and {len(problems) - 1} more: xrayqwen2vl check lists them)" if len(problems) > 1 else ""
+            )
             raise InputFileError(f"{folder}: {problems[0]}{more}")
     return args
 

@@ -383,6 +383,18 @@ def build_app(writer, settings: Settings):
     return app
 
 
+def login_limit_kwargs() -> dict:
+    """The FastAPI arguments that put ``login_limit``'s lockout in front of Gradio's login."""
+    from starlette.middleware import Middleware
+
+    from .login_limit import LoginLimiter, LoginLimitMiddleware
+
+    def on_lock(failures: int, seconds: float) -> None:
+        log(f"login: {failures} failed attempts in a row from one address; locked for {seconds:g} s")
+
+    return {"middleware": [Middleware(LoginLimitMiddleware, limiter=LoginLimiter(on_lock=on_lock))]}
+
+
 def run_web(options) -> int:
     """The ``xrayqwen2vl web`` command (options from its argparse parser)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
@@ -419,6 +431,7 @@ def run_web(options) -> int:
                 allowed_paths=[str(examples_dir)],
                 max_file_size=MAX_UPLOAD,
                 prevent_thread_lock=False,
+                app_kwargs=login_limit_kwargs() if auth else None,
             )
         finally:
             app.close(verbose=False)  # no request may write into the folder while it is removed

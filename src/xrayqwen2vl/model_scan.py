@@ -123,7 +123,9 @@ def _pickle_problems(files: list[Path]) -> list[str]:
     problems = []
     for p in files:
         name = p.name
-        if name.lower().endswith(PICKLE_SUFFIXES) and not any(fnmatch.fnmatch(name, t) for t in TRAINER_FILES):
+        if name.lower().endswith(PICKLE_SUFFIXES) and not any(
+            fnmatch.fnmatch(name, t) for t in TRAINER_FILES
+        ):
             problems.append(
                 f"{name} is a pickled weight file (unpickling runs code): only *.safetensors weights are "
                 "accepted; remove it, or convert the model to safetensors where you trust it"

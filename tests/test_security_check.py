@@ -245,7 +245,9 @@ def test_the_tiny_model_we_build_passes_the_scan(tiny_model_dir):
 def test_web_api_and_chat_refuse_the_folder_before_loading(model_copy, tmp_path):
     _set(model_copy, "config.json", "vision_config._attn_implementation_internal", "x")
     expected = f"vision_config._attn_implementation_internal, {CVE_FIELD}"
-    proc = run_cli([tool("xrayqwen2vl"), "web", "--model", str(model_copy), "--port", "1"], check=False)
+    proc = run_cli(
+        [tool("xrayqwen2vl"), "web", "--model", str(model_copy), "--port", "1"], check=False, timeout=120
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"xrayqwen2vl web: error: {model_copy}: config.json sets {expected}; transformers never writes it: refused"

@@ -41,6 +41,10 @@ def test_train_merge_predict(tiny_model_dir, prepared_dir, tmp_path):
     )
     assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
     assert not (merged / "adapter_config.json").exists()
+    from xrayqwen2vl.model_scan import scan_model_folder
+
+    # what we write carries no code, no attention override and no pickled weights (issue 19)
+    assert scan_model_folder(merged) == [] and scan_model_folder(lora) == []
 
     llamafactory(
         "train",

@@ -65,7 +65,7 @@ def test_a_complete_setup_passes(checkout, cpu_env):
     assert proc.stdout.splitlines()[0] == (
         f"{TRAIN_2B}: CPU (GPUS=0), one process: 1 × batch 4 × accumulation 16 = 64 samples per optimizer step"
     )
-    assert "checked: model, data, output, packages, gpus: ok" in proc.stdout
+    assert "checked: model, code, data, output, packages, gpus: ok" in proc.stdout
     for config in (TRAIN_7B, PREDICT_7B):  # DeepSpeed (7B), the test split (predict)
         extra = ("adapter_name_or_path=null", "finetuning_type=full") if "predict" in config else ()
         proc = run_check(checkout, config, *CPU, *extra, env=cpu_env)

@@ -160,10 +160,14 @@ def test_corrupt_and_wrong_kind_of_image(tiny_model_dir, tmp_path, capsys):
     truncated = tmp_path / "truncated.jpeg"
     Image.new("L", (64, 64), 128).save(truncated)
     truncated.write_bytes(truncated.read_bytes()[:40])
-    assert f"{truncated}: image unreadable" in _error(capsys, "--model", str(tiny_model_dir), str(truncated))
+    assert f"{truncated}: corrupt or truncated JPEG (OSError)" in _error(
+        capsys, "--model", str(tiny_model_dir), str(truncated)
+    )
     text = tmp_path / "report.txt"
     text.write_text("hello")
-    assert f"{text}: not a PNG or JPEG" in _error(capsys, "--model", str(tiny_model_dir), str(text))
+    assert f"{text}: not a PNG, JPEG or DICOM image" in _error(
+        capsys, "--model", str(tiny_model_dir), str(text)
+    )
 
 
 def test_three_images_are_refused(tiny_model_dir, study, capsys):

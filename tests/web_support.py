@@ -282,3 +282,19 @@ def generate(page, timeout_s: float = 240) -> tuple[str, str]:
         timeout=timeout_s * 1000,
     )
     return page.inner_text("#status").strip(), page.input_value("#report textarea")
+
+
+def deflated_dicom(path: Path, private_bytes: int, pixels: np.ndarray | None = None) -> Path:
+    """A Deflated Explicit VR Little Endian DICOM whose dataset holds a private element of
+    ``private_bytes`` zero bytes: it deflates about 1000:1, so a 300 MiB element makes a 300 KB
+    file (the deflate bomb of issue 20, cause 1)."""
+    from pydicom import dcmread
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    plain = write_dicom(path, np.arange(64, dtype=np.uint16).reshape(8, 8) if pixels is None else pixels)
+    ds = dcmread(plain)
+    if private_bytes:
+        ds.add_new(0x00091010, "OB", bytes(private_bytes))
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(path, enforce_file_format=True)  # pydicom deflates the dataset as it writes
+    return path

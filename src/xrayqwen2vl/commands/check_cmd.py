@@ -4,6 +4,7 @@ before llamafactory-cli."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 EPILOG = """\
@@ -24,9 +25,12 @@ global batch.
 
 
 def run_check(args) -> int:
+    from ..model_scan import REMOTE_CODE_ENV
     from ..recipes.config import ConfigError
     from ..recipes.preflight import preflight, record_output
 
+    if args.allow_remote_code:
+        os.environ[REMOTE_CODE_ENV] = "1"
     try:
         report = preflight(args.config, args.overrides, job=args.job)
     except ConfigError as e:
@@ -83,4 +87,10 @@ def register(sub) -> None:
         "--shell", action="store_true", help="print the launch plan as KEY=VALUE lines (for the wrappers)"
     )
     p.add_argument("--warn-only", action="store_true", help="report problems as warnings and exit 0")
+    p.add_argument(
+        "--allow-remote-code",
+        action="store_true",
+        help="accept trust_remote_code: true and a model folder's auto_map (code shipped with the model); "
+        "also XRAYQWEN2VL_ALLOW_REMOTE_CODE=1",
+    )
     p.set_defaults(func=run_check)

@@ -11,13 +11,15 @@ def _predict_lines(args, manifest: dict) -> list[str]:
 
     config, output_dir, extra = "PREDICT.yaml", "OUTPUT_DIR", ""
     if args.predict_config:
-        import yaml
+        from ..yamlfile import UnsafeYamlError, read_config_yaml
 
         path = Path(args.predict_config)
         try:
-            cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ValueError(f"{path}: cannot read the predict config ({e})") from None
+            cfg = read_config_yaml(path) or {}
+        except UnsafeYamlError as e:
+            raise ValueError(str(e)) from None
+        except OSError as e:
+            raise ValueError(f"{path}: cannot read the predict config ({e.strerror})") from None
         if not isinstance(cfg, dict) or "output_dir" not in cfg:
             raise ValueError(f"{path}: no output_dir: is it a LLaMA-Factory predict config?")
         config, output_dir = args.predict_config, str(cfg["output_dir"])

@@ -35,6 +35,12 @@ def register(sub) -> None:
         type=int,
         help="pixel cap per image; use the training config's (default: the config's, else 262144)",
     )
+    p.add_argument(
+        "--allow-remote-code",
+        action="store_true",
+        help="run code shipped with the model (trust_remote_code: true, a folder's auto_map); refused "
+        "otherwise; also XRAYQWEN2VL_ALLOW_REMOTE_CODE=1",
+    )
     p.add_argument("--max-new-tokens", type=int, help="default of the page's max-tokens slider (default 512)")
     p.add_argument("--lang", default="en", choices=["en", "zh"], help="report language selected at start")
     p.add_argument(

@@ -8,7 +8,8 @@ give it, checked in about a second before ``llamafactory-cli`` starts.
 - ``nodes``: the rendezvous of a multi-node run (NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT);
 - ``preflight``: runs the checks of ``models`` (base model, adapter), ``datasets``
   (dataset_info.json, files, images) and ``hardware`` (DeepSpeed, packages, GPUs, driver, bf16,
-  the ZeRO offload toolchain), and its own of the output folder; each problem is one line in a
+  the ZeRO offload toolchain), ``trust`` (``trust_remote_code``, and the model and adapter folders
+  through the ground floor's ``model_scan``), and its own of the output folder; each problem is one line in a
   ``report.Report`` that says what to do.
 
 This room reads configs, dataset files and model folders; it imports neither ``serve`` nor

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
+from ..yamlfile import UnsafeYamlError, check_yaml_text, read_config_yaml
 
 # The job a config is for, and the wrapper that runs it.
 JOBS = ("train", "predict", "export", "infer")
@@ -96,6 +96,10 @@ def parse_overrides(items: list[str]) -> dict:
     for item in items:
         if "=" not in item or item.startswith("="):
             raise ConfigError(f"override {item!r} is not key=value")
+        try:  # OmegaConf reads the value as YAML: no alias may expand it
+            check_yaml_text(item.partition("=")[2], f"override {item.partition('=')[0]}")
+        except UnsafeYamlError as e:
+            raise ConfigError(str(e)) from None
     try:
         return OmegaConf.to_container(OmegaConf.from_cli(list(items)))
     except Exception as e:  # OmegaConf's grammar errors
@@ -108,11 +112,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{display(path)}: config file not found")
-    text = path.read_text(encoding="utf-8")
     try:
-        own = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{display(path)}: not valid YAML: {str(e).splitlines()[0]}") from e
+        own = read_config_yaml(path, display(path)) or {}
+    except UnsafeYamlError as e:
+        raise ConfigError(str(e)) from None
+    text = path.read_text(encoding="utf-8")
     if not isinstance(own, dict):
         raise ConfigError(f"{display(path)}: not a YAML mapping of key: value")
     over = parse_overrides(overrides or [])
@@ -164,8 +168,8 @@ def writers(config: Path) -> list[Writer]:
     out = []
     for p in sorted(root.rglob("*.yaml")):
         try:
-            values = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError):
+            values = read_config_yaml(p) or {}
+        except (OSError, UnsafeYamlError):
             continue
         if not isinstance(values, dict):
             continue

@@ -8,6 +8,8 @@ Checks, in order (those that do not apply to the config's job are skipped):
 2. model: ``model_name_or_path`` is a complete Hugging Face folder (config.json, weights, every
    shard of the index, tokenizer, image processor) of a family the ``template`` fits;
 3. adapter: ``adapter_name_or_path`` exists (else: which config trains it);
+   then code: no ``trust_remote_code``, and nothing in the model or adapter folder that makes the
+   loaders fetch or run code, nor pickled weights (``trust``, ``model_scan``);
 4. data: ``dataset`` / ``eval_dataset`` are in ``dataset_dir/dataset_info.json``, their files
    exist and have records, and the images of a sample of records exist;
 5. deepspeed: the JSON exists and parses, the package is installed;
@@ -35,6 +37,7 @@ from .hardware import check_deepspeed, check_gpus, check_inference_positions, ch
 from .models import check_adapter, check_model
 from .nodes import check_rendezvous
 from .report import Report
+from .trust import check_trust
 
 JOB_NOUN = {"train": "training", "predict": "prediction", "export": "merge", "infer": "inference"}
 MARKER = "xrayqwen2vl_run.json"  # which config (and adapter) wrote a folder; see record_output()
@@ -67,6 +70,7 @@ def preflight(
     others = writers(recipe.path)
     check_model(r, root, others, env)
     check_adapter(r, others)
+    check_trust(r, env)
     if recipe.job in ("train", "predict"):
         check_data(r)
         check_deepspeed(r)

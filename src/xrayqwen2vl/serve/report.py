@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import lf_shim
-from ..data.images import check_image
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
-from .dicom_io import DICOM_SUFFIXES, check_regular_file, looks_like_dicom, read_dicom
+from ..model_scan import remote_code_allowed, remote_code_problem, scan_model_folder
+from ..yamlfile import UnsafeYamlError, read_config_yaml
+from .dicom_io import image_kind, open_view
 
 MAX_IMAGES = 2  # one study: frontal, and optionally lateral
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 # Same cap as the configs under configs/: 512x512 pixels per view (324 visual tokens for 512x512).
 DEFAULT_IMAGE_MAX_PIXELS = 262144
 DEFAULT_MAX_NEW_TOKENS = 512
@@ -32,15 +32,15 @@ DISCLAIMER = "Research use only: a model-written draft, not a diagnosis."
 
 def load_config(path: str | Path) -> dict:
     """An inference YAML (configs/inference/*.yaml) as a dict of LLaMA-Factory arguments."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InputFileError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        data = read_config_yaml(p)
+    except (OSError, UnsafeYamlError) as e:
+        raise InputFileError(
+            str(e) if isinstance(e, UnsafeYamlError) else f"{p}: cannot read ({e.strerror})"
+        ) from None
     if not isinstance(data, dict):
         raise InputFileError(f"{p}: expected a mapping of LLaMA-Factory arguments")
     return data
@@ -49,9 +49,10 @@ def load_config(path: str | Path) -> dict:
 def check_study_images(paths: list[str]) -> list:
     """Validate the image files of one study or raise one clear error.
 
-    Returns what ``ChatModel`` takes: the path (a string) of a PNG or JPEG file, and for a DICOM
-    file (by content or by its .dcm/.dicom name) the displayed image decoded in memory, so that
-    no copy of it, and none of its tags, is written anywhere.
+    One acceptance rule with ``web`` (``dicom_io.open_view``): PNG, JPEG or DICOM by content,
+    whatever the name, decoded in full. Returns what ``ChatModel`` takes: the path (a string) of
+    a PNG or JPEG file, and for a DICOM file the displayed image decoded in memory, so that no
+    copy of it, and none of its tags, is written anywhere.
     """
     if not paths:
         raise InputFileError("no image given (one frontal view, optionally a lateral view)")
@@ -60,18 +61,8 @@ def check_study_images(paths: list[str]) -> list:
     out = []
     for raw in paths:
         p = Path(raw)
-        check_regular_file(p)  # before any open: a FIFO named x.png would block it
-        if p.suffix.lower() in DICOM_SUFFIXES or looks_like_dicom(p):
-            out.append(read_dicom(p))
-            continue
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InputFileError(
-                f"{p}: not a PNG or JPEG file name (.png, .jpg, .jpeg) or a DICOM file (.dcm)"
-            )
-        check = check_image(p)
-        if not check.ok:
-            raise InputFileError(f"{p}: {check.reason}")
-        out.append(str(p))
+        view = open_view(p)  # regular file first (a FIFO named x.png is never opened), then content
+        out.append(view if image_kind(p) == "DICOM" else str(p))
     return out
 
 
@@ -82,8 +73,13 @@ def build_args(
     template: str | None,
     image_max_pixels: int | None,
     max_new_tokens: int | None,
+    allow_remote_code: bool = False,
 ) -> dict:
-    """LLaMA-Factory inference arguments: the config's, then the command-line options on top."""
+    """LLaMA-Factory inference arguments: the config's, then the command-line options on top.
+
+    The model and adapter folders must pass ``model_scan`` and the config may not turn on
+    ``trust_remote_code``, unless remote code is allowed (``--allow-remote-code`` or
+    XRAYQWEN2VL_ALLOW_REMOTE_CODE=1; then ``auto_map`` passes too)."""
     args = dict(config or {})
     if model:  # e.g. the same base model stored elsewhere: the config's adapter still applies
         args["model_name_or_path"] = model
@@ -105,6 +101,10 @@ def build_args(
     args.setdefault("do_sample", False)
     args.setdefault("infer_backend", "huggingface")
     args.setdefault("trust_remote_code", False)
+    allowed = remote_code_allowed(allow_remote_code)
+    problem = remote_code_problem(args, allowed)
+    if problem:
+        raise InputFileError(problem)
 
     model_dir = Path(str(args["model_name_or_path"]))
     if not (model_dir / "config.json").is_file():
@@ -116,6 +116,13 @@ def build_args(
         for one in str(adapter_path).split(","):
             if not (Path(one) / "adapter_config.json").is_file():
                 raise InputFileError(f"{one}: adapter folder not found or has no adapter_config.json")
+    for folder in [str(model_dir), *(str(adapter_path).split(",") if adapter_path else [])]:
+        problems = scan_model_folder(folder, allow_remote_code=allowed)
+        if problems:
+            more = (
+                f" (and {len(problems) - 1} more: xrayqwen2vl check lists them)" if len(problems) > 1 else ""
+            )
+            raise InputFileError(f"{folder}: {problems[0]}{more}")
     return args
 
 
@@ -224,6 +231,7 @@ def args_from_options(options) -> dict:
         options.template,
         options.image_max_pixels,
         options.max_new_tokens,
+        getattr(options, "allow_remote_code", False),
     )
 
 

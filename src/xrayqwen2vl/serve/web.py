@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
-from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, open_view
+from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, ViewError, open_view
 from .report import DISCLAIMER, MAX_IMAGES
 
 AUTH_ENV = "XRAYQWEN2VL_WEB_AUTH"
@@ -89,11 +89,6 @@ def parse_auth(value: str | None, host: str) -> tuple[str, str] | None:
 
 def _view_name(i: int) -> str:
     return f"view {i + 1} ({VIEW_NAMES[i]})" if i < len(VIEW_NAMES) else f"view {i + 1}"
-
-
-def _without_path(message: str, path: str) -> str:
-    """An error message without the server-side path it starts with."""
-    return message[len(path) + 2 :] if message.startswith(f"{path}: ") else message
 
 
 def gradio_upload_dir() -> Path:
@@ -247,8 +242,10 @@ def _decode(paths: list[str], decoded, uploads: set[str]) -> list:
             )
         try:
             view = open_view(p)
-        except InputFileError as e:
-            raise InputFileError(f"{_view_name(i)}: {_without_path(str(e), str(p))}") from None
+        except ViewError as e:  # our reason alone: no path, file name or exception text
+            raise InputFileError(f"{_view_name(i)}: {e.reason}") from None
+        except Exception as e:  # whatever else a decoder raises: its type, never its text
+            raise InputFileError(f"{_view_name(i)}: could not be read ({type(e).__name__})") from None
         if raw in uploads:
             decoded[raw] = view
         views.append(view)
@@ -386,6 +383,18 @@ def build_app(writer, settings: Settings):
     return app
 
 
+def login_limit_kwargs() -> dict:
+    """The FastAPI arguments that put ``login_limit``'s lockout in front of Gradio's login."""
+    from starlette.middleware import Middleware
+
+    from .login_limit import LoginLimiter, LoginLimitMiddleware
+
+    def on_lock(failures: int, seconds: float) -> None:
+        log(f"login: {failures} failed attempts in a row from one address; locked for {seconds:g} s")
+
+    return {"middleware": [Middleware(LoginLimitMiddleware, limiter=LoginLimiter(on_lock=on_lock))]}
+
+
 def run_web(options) -> int:
     """The ``xrayqwen2vl web`` command (options from its argparse parser)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a demo
@@ -422,6 +431,7 @@ def run_web(options) -> int:
                 allowed_paths=[str(examples_dir)],
                 max_file_size=MAX_UPLOAD,
                 prevent_thread_lock=False,
+                app_kwargs=login_limit_kwargs() if auth else None,
             )
         finally:
             app.close(verbose=False)  # no request may write into the folder while it is removed

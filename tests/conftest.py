@@ -62,11 +62,28 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+_TINY_MODELS: dict[str, Path] = {}
+
+
+def tiny_model_of(family: str, tmp_path_factory) -> Path:
+    """The tiny random model of a family (qwen2_vl, qwen2_5_vl, qwen3_vl), built once per session."""
     from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2vl", seed=0)
+    if family not in _TINY_MODELS:
+        name = "tiny-qwen2vl" if family == "qwen2_vl" else f"tiny-{family}"
+        _TINY_MODELS[family] = build_tiny_model(tmp_path_factory.mktemp("tiny") / name, seed=0, family=family)
+    return _TINY_MODELS[family]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return tiny_model_of("qwen2_vl", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_family_model(tmp_path_factory):
+    """family -> the session's tiny model of that family (see tiny_model_of)."""
+    return lambda family: tiny_model_of(family, tmp_path_factory)
 
 
 def prepare_sample(raw: Path, out: Path, name: str = "demo", **options) -> dict:

@@ -220,4 +220,3 @@ __all__ = [
     "trained_adapter",
     "training_configs",
 ]
-

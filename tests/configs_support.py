@@ -153,12 +153,18 @@ def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
 
 
 _TRAINED: dict[str, Path] = {}
-# The model folder a real config names -> the tiny family standing in for it on CPU.
-TINY_FAMILY_OF = {"Qwen2.5-VL": "qwen2_5_vl", "Qwen3-VL": "qwen3_vl"}
+# The model folder a config names (base weights, or a run's saves/ folder, tiny ones included)
+# -> the tiny family standing in for it on CPU.
+TINY_FAMILY_OF = {
+    "Qwen2.5-VL": "qwen2_5_vl",
+    "qwen2_5vl": "qwen2_5_vl",
+    "Qwen3-VL": "qwen3_vl",
+    "qwen3vl": "qwen3_vl",
+}
 
 
 def family_of_config(config: dict) -> str:
-    """qwen2_vl, qwen2_5_vl or qwen3_vl: the family of the weights the config names."""
+    """qwen2_vl, qwen2_5_vl or qwen3_vl: the family of the model the config names."""
     model = str(config.get("model_name_or_path", ""))
     return next((f for name, f in TINY_FAMILY_OF.items() if name in model), "qwen2_vl")
 

@@ -109,6 +109,35 @@ def prepared_dir(sample_dir, tmp_path_factory) -> Path:
     return out
 
 
+# The configs/tiny/ file prefix of each family that has its own tiny configs.
+TINY_CONFIG_PREFIX = {"qwen2_vl": "qwen2vl_tiny", "qwen3_vl": "qwen3vl_tiny"}
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_family_model, prepared_dir, tmp_path_factory):
+    """family -> the LoRA adapter folder that configs/tiny/<family>_tiny_lora_sft.yaml trains on
+    the tiny model of the family and the prepared sample (the real llamafactory-cli, one epoch),
+    trained once per session; its log is train.log beside it."""
+    trained: dict[str, Path] = {}
+
+    def train(family: str) -> Path:
+        if family not in trained:
+            root = tmp_path_factory.mktemp(f"lora_{family}")
+            llamafactory(
+                "train",
+                REPO / "configs" / "tiny" / f"{TINY_CONFIG_PREFIX[family]}_lora_sft.yaml",
+                f"model_name_or_path={tiny_family_model(family)}",
+                f"dataset_dir={prepared_dir}",
+                f"output_dir={root / 'lora'}",
+                "num_train_epochs=1",
+                log=root / "train.log",
+            )
+            trained[family] = root / "lora"
+        return trained[family]
+
+    return train
+
+
 @pytest.fixture(scope="session")
 def login_web(tiny_model_dir, sample_dir, tmp_path_factory):
     """`xrayqwen2vl web` on its default host with a login (XRAYQWEN2VL_WEB_AUTH) and an examples

@@ -195,17 +195,20 @@ def qwen2_vision(size: TinySize) -> dict:
     )
 
 
-def qwen2_5_vision(size: TinySize) -> dict:
-    """Qwen2.5-VL's: window attention, full attention only in the blocks listed (the last here)."""
+def _vision_tower(size: TinySize) -> dict:
+    """The vision-config keys Qwen2.5-VL and Qwen3-VL share (Qwen2-VL names them otherwise)."""
     return dict(
         depth=size.vision_depth,
         hidden_size=size.vision_embed_dim,
         intermediate_size=2 * size.vision_embed_dim,
         num_heads=size.vision_num_heads,
         out_hidden_size=size.hidden_size,
-        fullatt_block_indexes=[size.vision_depth - 1],
-        window_size=112,
     )
+
+
+def qwen2_5_vision(size: TinySize) -> dict:
+    """Qwen2.5-VL's: window attention, full attention only in the blocks listed (the last here)."""
+    return dict(_vision_tower(size), fullatt_block_indexes=[size.vision_depth - 1], window_size=112)
 
 
 def qwen3_vision(size: TinySize) -> dict:
@@ -215,11 +218,7 @@ def qwen3_vision(size: TinySize) -> dict:
     the hidden states of the first language-model layers; here the first block of two, feeding
     layer 0."""
     return dict(
-        depth=size.vision_depth,
-        hidden_size=size.vision_embed_dim,
-        intermediate_size=2 * size.vision_embed_dim,
-        num_heads=size.vision_num_heads,
-        out_hidden_size=size.hidden_size,
+        _vision_tower(size),
         patch_size=16,
         spatial_merge_size=2,
         temporal_patch_size=2,

@@ -188,3 +188,15 @@ def test_tiny_model_command_builds_the_same_model(tiny_family_model, tmp_path):
     ref = tiny_family_model("qwen3_vl")
     for name in ("model.safetensors", "tokenizer.json", "config.json", "processor_config.json"):
         assert (out / name).read_bytes() == (ref / name).read_bytes(), name
+
+
+def test_report_and_web_default_to_the_family_template(tiny_family_model):
+    """`xrayqwen2vl report/web --model DIR` without a config or --template: the template of the
+    folder's family, so a Qwen3-VL model is not prompted with Qwen2-VL's default system turn."""
+    from xrayqwen2vl.serve.report import build_args
+
+    for family in sorted(FAMILIES):
+        args = build_args(None, str(tiny_family_model(family)), None, None, None, 8)
+        assert args["template"] == FAMILIES[family].template
+    args = build_args(None, str(tiny_family_model("qwen3_vl")), None, "qwen3_vl", None, 8)
+    assert args["template"] == "qwen3_vl"  # an explicit --template wins

@@ -25,6 +25,17 @@ TEMPLATE_FAMILIES = {
 }
 
 
+def family_template(model: str | Path) -> str | None:
+    """The Instruct models' template of the Qwen VL family in ``model``/config.json (None: not a
+    Qwen VL folder, or no readable config.json)."""
+    try:
+        model_type = json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    known = FAMILY_TEMPLATES.get(model_type)
+    return known[1][0] if known else None
+
+
 def weights_table(root: Path) -> dict[str, str]:
     """weights/README.md's table: folder -> Hugging Face model."""
     readme = root / "weights" / "README.md"

@@ -19,6 +19,7 @@ from typing import TextIO
 from ..data.images import check_image
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
+from ..recipes.models import family_template
 from .dicom_io import DICOM_SUFFIXES, check_regular_file, looks_like_dicom, read_dicom
 
 MAX_IMAGES = 2  # one study: frontal, and optionally lateral
@@ -94,7 +95,9 @@ def build_args(
         raise InputFileError("no model: give --model PATH or --config with model_name_or_path")
     if args.get("adapter_name_or_path"):
         args["finetuning_type"] = "lora"
-    args["template"] = template or args.get("template") or "qwen2_vl"
+    args["template"] = (
+        template or args.get("template") or family_template(args["model_name_or_path"]) or "qwen2_vl"
+    )
     if image_max_pixels:
         args["image_max_pixels"] = image_max_pixels
     args.setdefault("image_max_pixels", DEFAULT_IMAGE_MAX_PIXELS)

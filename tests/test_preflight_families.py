@@ -64,3 +64,18 @@ def test_thinking_template_on_the_instruct_model_warns(checkout):
     warnings = [w for w in proc.stderr.splitlines() if w.startswith("xrayqwen2vl check: warning: ")]
     assert len(warnings) == 1 and "pass template=qwen3_vl_nothink" in warnings[0], proc.stderr
     assert "empty <think></think> block" in warnings[0]
+
+
+def test_instruct_template_on_a_thinking_folder_warns(checkout, tiny_family_model):
+    thinking = checkout / "weights" / "Qwen3-VL-8B-Thinking"
+    if not thinking.exists():
+        thinking.symlink_to(tiny_family_model("qwen3_vl"), target_is_directory=True)
+    model = "model_name_or_path=weights/Qwen3-VL-8B-Thinking"
+    proc = run_check(checkout, TRAIN_8B, *CPU, model, env=clean_env(GPUS="0"))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [w for w in proc.stderr.splitlines() if w.startswith("xrayqwen2vl check: warning: ")]
+    assert len(warnings) == 1 and warnings[0].endswith(
+        "Thinking model, which writes a <think> block first: pass template=qwen3_vl"
+    )
+    proc = run_check(checkout, TRAIN_8B, *CPU, model, "template=qwen3_vl", env=clean_env(GPUS="0"))
+    assert proc.returncode == 0 and "warning" not in proc.stderr, proc.stderr

@@ -127,6 +127,12 @@ def test_qwen3_vl_reasoning_template_trains_an_empty_thought(tiny_family_model):
     assert DEFAULT_TEMPLATE["Qwen3-VL-8B-Instruct"] == FAMILIES["qwen3_vl"].template == "qwen3_vl_nothink"
     assert DEFAULT_TEMPLATE["Qwen3-VL-8B-Thinking"] == "qwen3_vl"
     assert DEFAULT_TEMPLATE["Qwen2.5-VL-7B-Instruct"] == FAMILIES["qwen2_5_vl"].template == "qwen2_vl"
+    # the preflight's table names the same template first for each family
+    from xrayqwen2vl.recipes.models import FAMILY_TEMPLATES
+
+    assert {f: ts[0] for f, (_, ts) in FAMILY_TEMPLATES.items()} == {
+        f: v.template for f, v in FAMILIES.items()
+    }
 
 
 def test_llamafactory_loader_supervises_only_the_report(tiny_family_model, prepared_dir, tmp_path):

@@ -145,6 +145,11 @@ def check_template(r: Report, model: str, model_type) -> tuple[str, ...]:
             f"template: qwen3_vl is the Qwen3-VL Thinking models' template: it trains every report behind an "
             f"empty <think></think> block; {model} looks like an Instruct model: pass template=qwen3_vl_nothink"
         )
+    elif template == "qwen3_vl_nothink" and "thinking" in Path(model).name.lower():
+        r.warn(
+            f"template: qwen3_vl_nothink is the Qwen3-VL Instruct models' template; {model} looks like a "
+            "Thinking model, which writes a <think> block first: pass template=qwen3_vl"
+        )
     return families
 
 

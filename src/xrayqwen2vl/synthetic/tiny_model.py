@@ -11,6 +11,7 @@ template of its family (``FAMILIES``): ``qwen2_vl`` for Qwen2-VL and Qwen2.5-VL,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,8 +260,8 @@ class Family:
     patch_size: int
     image_mean: tuple | None  # None: the image processor's default (OpenAI CLIP's)
     default_system: str | None
-    vision: object  # TinySize -> the vision_config dict
-    text: object = text_config  # (dims, vocab, ids) -> the text_config dict
+    vision: Callable[[TinySize], dict]  # the vision_config
+    text: Callable[..., dict] = text_config  # (dims, vocab, ids) -> the text_config
 
     @property
     def pixels_per_token(self) -> int:
@@ -268,43 +269,40 @@ class Family:
         return (2 * self.patch_size) ** 2
 
 
+_QWEN2 = dict(video_processor_cls="Qwen2VLVideoProcessor", patch_size=14, image_mean=None)
 FAMILIES = {
     "qwen2_vl": Family(
-        "Qwen2-VL",
-        "qwen2_vl",
-        "Qwen2VLConfig",
-        "Qwen2VLForConditionalGeneration",
-        "Qwen2VLProcessor",
-        "Qwen2VLVideoProcessor",
-        14,
-        None,
-        "You are a helpful assistant.",
-        qwen2_vision,
+        title="Qwen2-VL",
+        template="qwen2_vl",
+        config_cls="Qwen2VLConfig",
+        model_cls="Qwen2VLForConditionalGeneration",
+        processor_cls="Qwen2VLProcessor",
+        default_system="You are a helpful assistant.",
+        vision=qwen2_vision,
+        **_QWEN2,
     ),
     "qwen2_5_vl": Family(
-        "Qwen2.5-VL",
-        "qwen2_vl",
-        "Qwen2_5_VLConfig",
-        "Qwen2_5_VLForConditionalGeneration",
-        "Qwen2_5_VLProcessor",
-        "Qwen2VLVideoProcessor",
-        14,
-        None,
-        "You are a helpful assistant.",
-        qwen2_5_vision,
+        title="Qwen2.5-VL",
+        template="qwen2_vl",
+        config_cls="Qwen2_5_VLConfig",
+        model_cls="Qwen2_5_VLForConditionalGeneration",
+        processor_cls="Qwen2_5_VLProcessor",
+        default_system="You are a helpful assistant.",
+        vision=qwen2_5_vision,
+        **_QWEN2,
     ),
     "qwen3_vl": Family(
-        "Qwen3-VL",
-        "qwen3_vl_nothink",
-        "Qwen3VLConfig",
-        "Qwen3VLForConditionalGeneration",
-        "Qwen3VLProcessor",
-        "Qwen3VLVideoProcessor",
-        16,
-        (0.5, 0.5, 0.5),
-        None,
-        qwen3_vision,
-        qwen3_text,
+        title="Qwen3-VL",
+        template="qwen3_vl_nothink",
+        config_cls="Qwen3VLConfig",
+        model_cls="Qwen3VLForConditionalGeneration",
+        processor_cls="Qwen3VLProcessor",
+        default_system=None,
+        vision=qwen3_vision,
+        video_processor_cls="Qwen3VLVideoProcessor",
+        patch_size=16,
+        image_mean=(0.5, 0.5, 0.5),
+        text=qwen3_text,
     ),
 }
 

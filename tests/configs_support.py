@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 import yaml
-from conftest import OFFLINE_ENV, REPO, prepare_sample, run_cli, tool
+from conftest import OFFLINE_ENV, REPO, prepare_sample, run_cli, tiny_model_of, tool
 
 CONFIGS = REPO / "configs"
 TRAIN_DIRS = ("train_lora", "train_qlora")
@@ -153,16 +153,26 @@ def openi_data(sample_dir: Path, tmp_path_factory) -> Path:
 
 
 _TRAINED: dict[str, Path] = {}
-_TINY_25: dict[str, Path] = {}
+# The model folder a config names (base weights, or a run's saves/ folder, tiny ones included)
+# -> the tiny family standing in for it on CPU.
+TINY_FAMILY_OF = {
+    "Qwen2.5-VL": "qwen2_5_vl",
+    "qwen2_5vl": "qwen2_5_vl",
+    "Qwen3-VL": "qwen3_vl",
+    "qwen3vl": "qwen3_vl",
+}
+
+
+def family_of_config(config: dict) -> str:
+    """qwen2_vl, qwen2_5_vl or qwen3_vl: the family of the model the config names."""
+    model = str(config.get("model_name_or_path", ""))
+    return next((f for name, f in TINY_FAMILY_OF.items() if name in model), "qwen2_vl")
 
 
 def tiny_model_for(config: dict, tiny_model_dir: Path, tmp_path_factory) -> Path:
-    """The tiny model of the config's family: Qwen2.5-VL for the qwen2_5vl configs, else Qwen2-VL."""
-    if "Qwen2.5-VL" not in str(config.get("model_name_or_path", "")):
-        return tiny_model_dir
-    if "model" not in _TINY_25:
-        _TINY_25["model"] = build_tiny_qwen2_5vl(tmp_path_factory.mktemp("tiny25") / "tiny-qwen2_5vl")
-    return _TINY_25["model"]
+    """The tiny model of the config's family: Qwen2.5-VL or Qwen3-VL for their configs, else Qwen2-VL."""
+    family = family_of_config(config)
+    return tiny_model_dir if family == "qwen2_vl" else tiny_model_of(family, tmp_path_factory)
 
 
 def trained_adapter(config: Path, tiny_model_dir: Path, data_dir: Path, tmp_path_factory) -> Path:
@@ -208,6 +218,7 @@ __all__ = [
     "real_configs",
     "rel",
     "openi_data",
+    "family_of_config",
     "tiny_model_for",
     "run_cli",
     "run_script",
@@ -215,11 +226,3 @@ __all__ = [
     "trained_adapter",
     "training_configs",
 ]
-
-
-def build_tiny_qwen2_5vl(out: Path, seed: int = 0) -> Path:
-    """A tiny random Qwen2.5-VL (window-attention vision tower, Qwen2_5_VLProcessor) for the
-    qwen2_5vl configs."""
-    from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
-
-    return build_tiny_model(out, seed=seed, family="qwen2_5_vl")

@@ -66,11 +66,28 @@ def sample_dir(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+_TINY_MODELS: dict[str, Path] = {}
+
+
+def tiny_model_of(family: str, tmp_path_factory) -> Path:
+    """The tiny random model of a family (qwen2_vl, qwen2_5_vl, qwen3_vl), built once per session."""
     from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-qwen2vl", seed=0)
+    if family not in _TINY_MODELS:
+        name = "tiny-qwen2vl" if family == "qwen2_vl" else f"tiny-{family}"
+        _TINY_MODELS[family] = build_tiny_model(tmp_path_factory.mktemp("tiny") / name, seed=0, family=family)
+    return _TINY_MODELS[family]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return tiny_model_of("qwen2_vl", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_family_model(tmp_path_factory):
+    """family -> the session's tiny model of that family (see tiny_model_of)."""
+    return lambda family: tiny_model_of(family, tmp_path_factory)
 
 
 def prepare_sample(raw: Path, out: Path, name: str = "demo", **options) -> dict:
@@ -94,6 +111,35 @@ def prepared_dir(sample_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
     prepare_sample(sample_dir, out, "demo")
     return out
+
+
+# The configs/tiny/ file prefix of each family that has its own tiny configs.
+TINY_CONFIG_PREFIX = {"qwen2_vl": "qwen2vl_tiny", "qwen3_vl": "qwen3vl_tiny"}
+
+
+@pytest.fixture(scope="session")
+def tiny_lora(tiny_family_model, prepared_dir, tmp_path_factory):
+    """family -> the LoRA adapter folder that configs/tiny/<family>_tiny_lora_sft.yaml trains on
+    the tiny model of the family and the prepared sample (the real llamafactory-cli, one epoch),
+    trained once per session; its log is train.log beside it."""
+    trained: dict[str, Path] = {}
+
+    def train(family: str) -> Path:
+        if family not in trained:
+            root = tmp_path_factory.mktemp(f"lora_{family}")
+            llamafactory(
+                "train",
+                REPO / "configs" / "tiny" / f"{TINY_CONFIG_PREFIX[family]}_lora_sft.yaml",
+                f"model_name_or_path={tiny_family_model(family)}",
+                f"dataset_dir={prepared_dir}",
+                f"output_dir={root / 'lora'}",
+                "num_train_epochs=1",
+                log=root / "train.log",
+            )
+            trained[family] = root / "lora"
+        return trained[family]
+
+    return train
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from configs_support import (
     CONFIGS,
     SPEED_KEYS,
     VARIANTS,
+    family_of_config,
     load,
     prepare_config_data,
     real_configs,
@@ -65,6 +66,7 @@ def test_there_are_configs_for_every_job():
         "qwen2vl_7b_lora_sft",
         "qwen2vl_2b_lora_sft",
         "qwen2_5vl_7b_lora_sft",
+        "qwen3vl_8b_lora_sft",
         "qwen2vl_7b_qlora_sft",
         "qwen2vl_7b_lora_sft_mimic",
     } <= set(RUNS)
@@ -173,18 +175,24 @@ def _parse(path: Path, tiny_model_dir: Path, **extra):
 
 
 @pytest.mark.parametrize("path", ALL_YAML, ids=ids(ALL_YAML))
-def test_parses_with_llamafactory(path, tiny_model_dir, monkeypatch):
+def test_parses_with_llamafactory(path, tiny_family_model, monkeypatch):
+    from xrayqwen2vl.recipes.models import FAMILY_TEMPLATES
+
     monkeypatch.chdir(REPO)
-    job, args, parsed = _parse(path, tiny_model_dir)
+    family = family_of_config(load(path))
+    model = tiny_family_model(family)
+    job, args, parsed = _parse(path, model)
     model_args = parsed[0]
-    assert model_args.model_name_or_path == str(tiny_model_dir)
+    assert model_args.model_name_or_path == str(model)
+    # The Instruct models' template of the family (recipes/models.py, which the preflight enforces).
+    assert args["template"] == FAMILY_TEMPLATES[family][1][0], rel(path)
     if "image_max_pixels" in args:
         assert model_args.image_max_pixels == args["image_max_pixels"]
     if "quantization_bit" in args:
         assert model_args.quantization_bit == args["quantization_bit"]
     if job == "train":
         _, data_args, training_args, finetuning_args, generating_args = parsed
-        assert data_args.template == "qwen2_vl"
+        assert data_args.template == args["template"]
         assert data_args.cutoff_len == args["cutoff_len"]
         if training_args.do_train:
             assert data_args.dataset == [args["dataset"]]

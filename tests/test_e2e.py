@@ -1,46 +1,71 @@
-"""End to end through the real llamafactory-cli with the configs under configs/tiny:
-LoRA SFT -> merge (export) -> batch prediction on the test split."""
+"""End to end through the real llamafactory-cli with the configs under configs/tiny, for the
+tiny Qwen2-VL and the tiny Qwen3-VL: LoRA SFT -> merge (export) -> batch prediction on the test
+split. The adapter of each family is trained once per session (conftest.tiny_lora)."""
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
-from conftest import REPO, llamafactory
+from conftest import REPO, TINY_CONFIG_PREFIX, llamafactory
 
 TINY = REPO / "configs" / "tiny"
+MODEL_CLASS = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen3_vl": "Qwen3VLForConditionalGeneration"}
 
 
-@pytest.mark.slow
-def test_train_merge_predict(tiny_model_dir, prepared_dir, tmp_path):
-    lora, merged, pred = tmp_path / "lora", tmp_path / "merged", tmp_path / "predict"
-    data = [f"dataset_dir={prepared_dir}"]
-
-    llamafactory(
-        "train",
-        TINY / "qwen2vl_tiny_lora_sft.yaml",
-        f"model_name_or_path={tiny_model_dir}",
-        *data,
-        f"output_dir={lora}",
-        "num_train_epochs=1",
-        log=tmp_path / "train.log",
-    )
+def check_training(lora) -> None:
+    """A LoRA adapter of rank 8, trained with finite losses, evaluated on the val split."""
     assert (lora / "adapter_model.safetensors").is_file()
     cfg = json.loads((lora / "adapter_config.json").read_text())
     assert cfg["peft_type"] == "LORA" and cfg["r"] == 8
     results = json.loads((lora / "all_results.json").read_text())
-    assert results["train_loss"] > 0 and "eval_loss" in results  # eval on the val split ran
+    assert math.isfinite(results["train_loss"]) and results["train_loss"] > 0
+    assert math.isfinite(results["eval_loss"])  # eval on the val split ran
+    history = json.loads((lora / "trainer_state.json").read_text())["log_history"]
+    losses = [h["loss"] for h in history if "loss" in h]
+    assert losses and all(math.isfinite(x) and x > 0 for x in losses)
 
+
+def check_merged(merged, base, lora, family: str) -> None:
+    """The merged folder loads as the family's model, and a LoRA-targeted weight is the base's
+    plus the adapter's scaled B·A (the merge applied, nothing else)."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageTextToText
+
+    assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
+    assert not (merged / "adapter_config.json").exists()
+    model = AutoModelForImageTextToText.from_pretrained(merged)
+    assert type(model).__name__ == MODEL_CLASS[family]
+    cfg = json.loads((lora / "adapter_config.json").read_text())
+    adapter = load_file(lora / "adapter_model.safetensors")
+    a_key = next(k for k in adapter if k.endswith("layers.0.self_attn.q_proj.lora_A.weight"))
+    delta = adapter[a_key.replace("lora_A", "lora_B")] @ adapter[a_key] * (cfg["lora_alpha"] / cfg["r"])
+    name = "model.language_model.layers.0.self_attn.q_proj.weight"  # as loaded (Qwen2-VL saves it as model.layers…)
+    base_weight = dict(AutoModelForImageTextToText.from_pretrained(base).named_parameters())[name].detach()
+    merged_weight = dict(model.named_parameters())[name].detach()
+    assert delta.abs().max() > 0
+    torch.testing.assert_close(merged_weight, base_weight + delta, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(TINY_CONFIG_PREFIX))
+def test_train_merge_predict(family, tiny_family_model, tiny_lora, prepared_dir, tmp_path):
+    prefix = TINY_CONFIG_PREFIX[family]
+    base, lora = tiny_family_model(family), tiny_lora(family)
+    check_training(lora)
+
+    merged, pred = tmp_path / "merged", tmp_path / "predict"
     llamafactory(
         "export",
-        TINY / "qwen2vl_tiny_lora_merge.yaml",
-        f"model_name_or_path={tiny_model_dir}",
+        TINY / f"{prefix}_lora_merge.yaml",
+        f"model_name_or_path={base}",
         f"adapter_name_or_path={lora}",
         f"export_dir={merged}",
         log=tmp_path / "merge.log",
     )
-    assert (merged / "model.safetensors").is_file() and (merged / "config.json").is_file()
-    assert not (merged / "adapter_config.json").exists()
+    check_merged(merged, base, lora, family)
     from xrayqwen2vl.model_scan import scan_model_folder
 
     # what we write carries no code, no attention override and no pickled weights (issue 19)
@@ -48,9 +73,9 @@ def test_train_merge_predict(tiny_model_dir, prepared_dir, tmp_path):
 
     llamafactory(
         "train",
-        TINY / "qwen2vl_tiny_predict.yaml",
+        TINY / f"{prefix}_predict.yaml",
         f"model_name_or_path={merged}",
-        *data,
+        f"dataset_dir={prepared_dir}",
         f"output_dir={pred}",
         "max_new_tokens=24",
         log=tmp_path / "predict.log",
@@ -63,6 +88,8 @@ def test_train_merge_predict(tiny_model_dir, prepared_dir, tmp_path):
         assert set(row) >= {"prompt", "predict", "label"}
         assert row["label"].strip() == sample["messages"][1]["content"]
         assert row["prompt"].count("<|vision_start|>") == len(sample["images"])
+        # Qwen3-VL's template has no default system turn; Qwen2-VL's has
+        assert row["prompt"].startswith("<|im_start|>system\n") == (family == "qwen2_vl")
 
 
 @pytest.mark.slow

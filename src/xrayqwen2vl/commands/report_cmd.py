@@ -35,7 +35,10 @@ def register(sub) -> None:
         "--lang", default="en", choices=["en", "zh"], help="report language of the prompt (default en)"
     )
     p.add_argument("--prompt", help="user prompt instead of prepare's default for --lang")
-    p.add_argument("--template", help="LLaMA-Factory template (default: the config's, else qwen2_vl)")
+    p.add_argument(
+        "--template",
+        help="LLaMA-Factory template (default: the config's, else the model family's: qwen2_vl, or qwen3_vl_nothink for Qwen3-VL)",
+    )
     p.add_argument(
         "--image-max-pixels",
         type=int,

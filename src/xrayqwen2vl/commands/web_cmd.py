@@ -29,7 +29,10 @@ def register(sub) -> None:
         "--config",
         help="an inference YAML (configs/inference/*.yaml) to start from; --model/--adapter override it",
     )
-    p.add_argument("--template", help="LLaMA-Factory template (default: the config's, else qwen2_vl)")
+    p.add_argument(
+        "--template",
+        help="LLaMA-Factory template (default: the config's, else the model family's: qwen2_vl, or qwen3_vl_nothink for Qwen3-VL)",
+    )
     p.add_argument(
         "--image-max-pixels",
         type=int,

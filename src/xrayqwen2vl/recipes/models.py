@@ -10,9 +10,30 @@ from pathlib import Path
 from .config import SCRIPT_OF, display, names, same_path
 from .report import Report
 
-# Model families (config.json model_type) a LLaMA-Factory template fits. A template not listed
-# here is not checked.
-TEMPLATE_FAMILIES = {"qwen2_vl": ("qwen2_vl", "qwen2_5_vl")}
+# The Qwen VL families (config.json model_type): their name and the LLaMA-Factory 0.9.5 templates
+# that fit them, the first the one for their Instruct models (extras/constants.py registers
+# Qwen3-VL-*-Instruct with qwen3_vl_nothink and Qwen3-VL-*-Thinking with qwen3_vl).
+FAMILY_TEMPLATES = {
+    "qwen2_vl": ("Qwen2-VL", ("qwen2_vl",)),
+    "qwen2_5_vl": ("Qwen2.5-VL", ("qwen2_vl",)),
+    "qwen3_vl": ("Qwen3-VL", ("qwen3_vl_nothink", "qwen3_vl")),
+}
+# Template -> the model families it fits. A template not listed here is not checked.
+TEMPLATE_FAMILIES = {
+    t: tuple(f for f, (_, ts) in FAMILY_TEMPLATES.items() if t in ts)
+    for t in sorted({t for _, ts in FAMILY_TEMPLATES.values() for t in ts})
+}
+
+
+def family_template(model: str | Path) -> str | None:
+    """The Instruct models' template of the Qwen VL family in ``model``/config.json (None: not a
+    Qwen VL folder, or no readable config.json)."""
+    try:
+        model_type = json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+    known = FAMILY_TEMPLATES.get(model_type)
+    return known[1][0] if known else None
 
 
 def weights_table(root: Path) -> dict[str, str]:
@@ -86,13 +107,7 @@ def check_model(r: Report, root: Path, others, env: dict) -> None:
     except (OSError, ValueError) as e:
         r.fail(f"model_name_or_path: {model}/config.json does not parse ({e}): {unfinished}")
         return
-    template = r.recipe.get("template")
-    families = TEMPLATE_FAMILIES.get(str(template))
-    if families and model_type not in families:
-        r.fail(
-            f"model_name_or_path: {model} is a {model_type} model (config.json), but template {template} "
-            f"needs {' or '.join(families)}: point model_name_or_path at a Qwen2-VL or Qwen2.5-VL folder"
-        )
+    families = check_template(r, model, model_type)
     shards_problem = check_shards(folder)
     if shards_problem:
         r.fail(f"model_name_or_path: {model} {shards_problem}: {unfinished}")
@@ -103,6 +118,39 @@ def check_model(r: Report, root: Path, others, env: dict) -> None:
         r.fail(
             f"model_name_or_path: {model} has no preprocessor_config.json (the image processor): {unfinished}"
         )
+
+
+def check_template(r: Report, model: str, model_type) -> tuple[str, ...]:
+    """The template must fit the model's family, both ways: a Qwen VL template on another family,
+    or a Qwen VL model under another family's template, is one line naming the template to use.
+    Returns the families the template fits (empty when it is not a Qwen VL template)."""
+    template = str(r.recipe.get("template"))
+    families = TEMPLATE_FAMILIES.get(template, ())
+    known = FAMILY_TEMPLATES.get(model_type)
+    if known and template not in known[1]:
+        name, fits = known
+        r.fail(
+            f"template: {template} does not fit {model}, a {name} model ({model_type} in config.json): "
+            f"pass template={fits[0]}"
+            + (f" ({fits[1]} only for the Thinking models)" if len(fits) > 1 else "")
+        )
+    elif families and model_type not in families:
+        names = " or ".join(FAMILY_TEMPLATES[f][0] for f in families)
+        r.fail(
+            f"model_name_or_path: {model} is a {model_type} model (config.json), but template {template} "
+            f"needs {' or '.join(families)}: point model_name_or_path at a {names} folder"
+        )
+    elif template == "qwen3_vl" and "instruct" in Path(model).name.lower():
+        r.warn(
+            f"template: qwen3_vl is the Qwen3-VL Thinking models' template: it trains every report behind an "
+            f"empty <think></think> block; {model} looks like an Instruct model: pass template=qwen3_vl_nothink"
+        )
+    elif template == "qwen3_vl_nothink" and "thinking" in Path(model).name.lower():
+        r.warn(
+            f"template: qwen3_vl_nothink is the Qwen3-VL Instruct models' template; {model} looks like a "
+            "Thinking model, which writes a <think> block first: pass template=qwen3_vl"
+        )
+    return families
 
 
 def check_shards(folder: Path) -> str | None:

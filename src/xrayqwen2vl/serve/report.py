@@ -20,6 +20,7 @@ from .. import lf_shim
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
 from ..model_scan import remote_code_allowed, remote_code_problem, scan_model_folder
+from ..recipes.models import family_template
 from ..yamlfile import UnsafeYamlError, read_config_yaml
 from .dicom_io import image_kind, open_view
 
@@ -91,7 +92,9 @@ def build_args(
         raise InputFileError("no model: give --model PATH or --config with model_name_or_path")
     if args.get("adapter_name_or_path"):
         args["finetuning_type"] = "lora"
-    args["template"] = template or args.get("template") or "qwen2_vl"
+    args["template"] = (
+        template or args.get("template") or family_template(args["model_name_or_path"]) or "qwen2_vl"
+    )
     if image_max_pixels:
         args["image_max_pixels"] = image_max_pixels
     args.setdefault("image_max_pixels", DEFAULT_IMAGE_MAX_PIXELS)

@@ -1,15 +1,17 @@
-"""Build a tiny, randomly initialised Qwen2-VL offline.
+"""Build a tiny, randomly initialised Qwen2-VL, Qwen2.5-VL or Qwen3-VL offline.
 
 No pretrained weights can be downloaded in CI, so the demo and the tests use a model that has
-the real Qwen2-VL architecture, processor classes and special tokens, but tiny dimensions and a
-byte-level BPE tokenizer trained on the spot. It loads with ``AutoProcessor`` and
-``AutoModelForImageTextToText`` like the real checkpoints, and LLaMA-Factory trains it with
-``template: qwen2_vl``.
+the real architecture, processor classes and special tokens of its family, but tiny dimensions
+and a byte-level BPE tokenizer trained on the spot. It loads with ``AutoProcessor`` and
+``AutoModelForImageTextToText`` like the real checkpoints, and LLaMA-Factory trains it with the
+template of its family (``FAMILIES``): ``qwen2_vl`` for Qwen2-VL and Qwen2.5-VL,
+``qwen3_vl_nothink`` for Qwen3-VL (the Instruct models' template).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,24 +33,36 @@ SPECIAL_TOKENS = [
     "<|video_pad|>",
 ]
 
-# Our own Jinja chat template producing the ChatML layout that LLaMA-Factory's ``qwen2_vl``
-# template trains on: each image becomes <|vision_start|><|image_pad|><|vision_end|>.
-CHAT_TEMPLATE = (
-    "{% if messages[0]['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
-    "{% endif %}"
-    "{% for m in messages %}"
-    "<|im_start|>{{ m['role'] }}\n"
-    "{% if m['content'] is string %}{{ m['content'] }}"
-    "{% else %}{% for part in m['content'] %}"
-    "{% if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif part['type'] == 'video' or 'video' in part %}<|vision_start|><|video_pad|><|vision_end|>"
-    "{% elif 'text' in part %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}"
-    "<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+
+def chat_template(default_system: str | None) -> str:
+    """Our own Jinja chat template: the ChatML layout LLaMA-Factory's Qwen VL templates train on,
+    each image as <|vision_start|><|image_pad|><|vision_end|>. ``default_system``: the system turn
+    written when the messages have none (Qwen2-VL's "You are a helpful assistant."; Qwen3-VL
+    writes none, like LLaMA-Factory's ``qwen3_vl_nothink``, which has no default system)."""
+    system = (
+        "{% if messages[0]['role'] != 'system' %}"
+        f"<|im_start|>system\n{default_system}<|im_end|>\n"
+        "{% endif %}"
+        if default_system
+        else ""
+    )
+    return system + (
+        "{% for m in messages %}"
+        "<|im_start|>{{ m['role'] }}\n"
+        "{% if m['content'] is string %}{{ m['content'] }}"
+        "{% else %}{% for part in m['content'] %}"
+        "{% if part['type'] == 'image' or 'image' in part %}<|vision_start|><|image_pad|><|vision_end|>"
+        "{% elif part['type'] == 'video' or 'video' in part %}<|vision_start|><|video_pad|><|vision_end|>"
+        "{% elif 'text' in part %}{{ part['text'] }}{% endif %}"
+        "{% endfor %}{% endif %}"
+        "<|im_end|>\n"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+
+
+# Qwen2-VL's and Qwen2.5-VL's: a default system turn, as LLaMA-Factory's ``qwen2_vl`` template.
+CHAT_TEMPLATE = chat_template("You are a helpful assistant.")
 
 # Text the tokenizer is trained on besides the synthetic reports: prompts, section names and the
 # characters a Chinese report uses, so both languages tokenise into more than raw bytes.
@@ -86,8 +100,11 @@ def build_corpus() -> list[str]:
     return corpus_sentences() + _EXTRA_CORPUS
 
 
-def train_tokenizer(out_dir: Path, vocab_size: int):
-    """Train a byte-level BPE tokenizer and wrap it as a transformers fast tokenizer."""
+def train_tokenizer(
+    out_dir: Path, vocab_size: int, template: str = CHAT_TEMPLATE, thought_tokens: bool = False
+):
+    """Train a byte-level BPE tokenizer and wrap it as a transformers fast tokenizer with the Qwen
+    control tokens; ``thought_tokens``: also Qwen3's <think> and </think> (added, not special)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -113,11 +130,10 @@ def train_tokenizer(out_dir: Path, vocab_size: int):
     )
     fast.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
     fast.add_special_tokens({"pad_token": "<|endoftext|>"})
-    fast.chat_template = CHAT_TEMPLATE
+    if thought_tokens:
+        fast.add_tokens(["<think>", "</think>"])
+    fast.chat_template = template
     return fast
-
-
-FAMILIES = ("qwen2_vl", "qwen2_5_vl")
 
 
 def special_token_ids(tokenizer) -> dict[str, int]:
@@ -169,52 +185,177 @@ def text_config(
     )
 
 
+def qwen2_vision(size: TinySize) -> dict:
+    """Qwen2-VL's vision tower: patch 14, 2x2 merge, full attention in every block."""
+    return dict(
+        depth=size.vision_depth,
+        embed_dim=size.vision_embed_dim,
+        hidden_size=size.hidden_size,
+        num_heads=size.vision_num_heads,
+        mlp_ratio=2,
+    )
+
+
+def _vision_tower(size: TinySize) -> dict:
+    """The vision-config keys Qwen2.5-VL and Qwen3-VL share (Qwen2-VL names them otherwise)."""
+    return dict(
+        depth=size.vision_depth,
+        hidden_size=size.vision_embed_dim,
+        intermediate_size=2 * size.vision_embed_dim,
+        num_heads=size.vision_num_heads,
+        out_hidden_size=size.hidden_size,
+    )
+
+
+def qwen2_5_vision(size: TinySize) -> dict:
+    """Qwen2.5-VL's: window attention, full attention only in the blocks listed (the last here)."""
+    return dict(_vision_tower(size), fullatt_block_indexes=[size.vision_depth - 1], window_size=112)
+
+
+def qwen3_vision(size: TinySize) -> dict:
+    """Qwen3-VL's: patch 16, 2x2 merge, learnt position embeddings (a 16x16 grid here, 48x48 in
+    the real model, interpolated to each image's grid) and DeepStack: the features of the listed
+    vision blocks (8, 16, 24 of 27 in Qwen3-VL-8B) go through mergers of their own and are added to
+    the hidden states of the first language-model layers; here the first block of two, feeding
+    layer 0."""
+    return dict(
+        _vision_tower(size),
+        patch_size=16,
+        spatial_merge_size=2,
+        temporal_patch_size=2,
+        num_position_embeddings=256,
+        deepstack_visual_indexes=[0],
+    )
+
+
+def qwen3_text(dims: dict, vocab_size: int, ids: dict[str, int]) -> dict:
+    """Qwen3-VL's language model: an explicit head_dim and interleaved multimodal RoPE, whose
+    height and width sections each take 5/16 of half the head (Qwen3-VL-8B: head 128 ->
+    [24, 20, 20])."""
+    text = text_config(dims, vocab_size, ids)
+    head_dim = dims["hidden_size"] // dims["num_attention_heads"]
+    half = head_dim // 2
+    hw = half * 5 // 16
+    text["head_dim"] = head_dim
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 5000000.0,
+        "mrope_section": [half - 2 * hw, hw, hw],
+        "mrope_interleaved": True,
+    }
+    return text
+
+
+@dataclass(frozen=True)
+class Family:
+    """What differs between the Qwen VL families for the tiny model: the transformers classes, the
+    image processor (patch size, normalisation), the chat template and the vision tower."""
+
+    title: str
+    template: str  # LLaMA-Factory's template for the (instruct) model
+    config_cls: str
+    model_cls: str
+    processor_cls: str
+    video_processor_cls: str
+    patch_size: int
+    image_mean: tuple | None  # None: the image processor's default (OpenAI CLIP's)
+    default_system: str | None
+    vision: Callable[[TinySize], dict]  # the vision_config
+    text: Callable[..., dict] = text_config  # (dims, vocab, ids) -> the text_config
+
+    @property
+    def pixels_per_token(self) -> int:
+        """Pixels of one visual token after the 2x2 merge: 28x28 (patch 14), 32x32 (patch 16)."""
+        return (2 * self.patch_size) ** 2
+
+
+_QWEN2 = dict(video_processor_cls="Qwen2VLVideoProcessor", patch_size=14, image_mean=None)
+FAMILIES = {
+    "qwen2_vl": Family(
+        title="Qwen2-VL",
+        template="qwen2_vl",
+        config_cls="Qwen2VLConfig",
+        model_cls="Qwen2VLForConditionalGeneration",
+        processor_cls="Qwen2VLProcessor",
+        default_system="You are a helpful assistant.",
+        vision=qwen2_vision,
+        **_QWEN2,
+    ),
+    "qwen2_5_vl": Family(
+        title="Qwen2.5-VL",
+        template="qwen2_vl",
+        config_cls="Qwen2_5_VLConfig",
+        model_cls="Qwen2_5_VLForConditionalGeneration",
+        processor_cls="Qwen2_5_VLProcessor",
+        default_system="You are a helpful assistant.",
+        vision=qwen2_5_vision,
+        **_QWEN2,
+    ),
+    "qwen3_vl": Family(
+        title="Qwen3-VL",
+        template="qwen3_vl_nothink",
+        config_cls="Qwen3VLConfig",
+        model_cls="Qwen3VLForConditionalGeneration",
+        processor_cls="Qwen3VLProcessor",
+        default_system=None,
+        vision=qwen3_vision,
+        video_processor_cls="Qwen3VLVideoProcessor",
+        patch_size=16,
+        image_mean=(0.5, 0.5, 0.5),
+        text=qwen3_text,
+    ),
+}
+
+
+def family_of(name: str) -> Family:
+    if name not in FAMILIES:
+        raise ValueError(f"family {name!r}: expected one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def processors(family: Family):
+    """The image and video processors of the family, for images of at most 256x256 pixels (the
+    tiny configs' image_max_pixels 65536) and at least two merged patches a side. The sizes are
+    passed as a fresh dict: Qwen2VLImageProcessor(min_pixels=…) writes into the class's default."""
+    import transformers
+
+    side = 2 * family.patch_size * 2
+    kwargs = dict(
+        size={"shortest_edge": side * side, "longest_edge": 256 * 256},
+        patch_size=family.patch_size,
+        merge_size=2,
+        temporal_patch_size=2,
+    )
+    if family.image_mean is not None:
+        kwargs.update(image_mean=list(family.image_mean), image_std=list(family.image_mean))
+    image = transformers.Qwen2VLImageProcessor(**kwargs)
+    video = getattr(transformers, family.video_processor_cls)(**{**kwargs, "size": dict(kwargs["size"])})
+    return image, video
+
+
 def build_tiny_model(
     out_dir: str | Path, seed: int = 0, size: TinySize | None = None, family: str = "qwen2_vl"
 ) -> Path:
-    """Write a tiny random Qwen2-VL (or Qwen2.5-VL: ``family="qwen2_5_vl"``, window-attention
-    vision tower) with its tokenizer and processor to ``out_dir``."""
+    """Write a tiny random model of ``family`` (``FAMILIES``: qwen2_vl, qwen2_5_vl with its
+    window-attention vision tower, qwen3_vl with patch 16 and DeepStack) with its tokenizer and
+    processor to ``out_dir``."""
     import torch
     import transformers
-    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-    if family not in FAMILIES:
-        raise ValueError(f"family {family!r}: expected one of {', '.join(FAMILIES)}")
+    fam = family_of(family)
     size = size or TinySize()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(out, size.vocab_target)
+    template = chat_template(fam.default_system)
+    tokenizer = train_tokenizer(out, size.vocab_target, template, thought_tokens=family == "qwen3_vl")
     ids = special_token_ids(tokenizer)
     vocab = len(tokenizer)
-    text = text_config(size.__dict__, (vocab + 63) // 64 * 64, ids)
-    if family == "qwen2_vl":
-        config_cls, model_cls, processor_cls = (
-            "Qwen2VLConfig",
-            "Qwen2VLForConditionalGeneration",
-            "Qwen2VLProcessor",
-        )
-        vision = dict(
-            depth=size.vision_depth,
-            embed_dim=size.vision_embed_dim,
-            hidden_size=size.hidden_size,
-            num_heads=size.vision_num_heads,
-            mlp_ratio=2,
-        )
-    else:
-        config_cls, model_cls = "Qwen2_5_VLConfig", "Qwen2_5_VLForConditionalGeneration"
-        processor_cls = "Qwen2_5_VLProcessor"
-        vision = dict(
-            depth=size.vision_depth,
-            hidden_size=size.vision_embed_dim,
-            intermediate_size=2 * size.vision_embed_dim,
-            num_heads=size.vision_num_heads,
-            out_hidden_size=size.hidden_size,
-            fullatt_block_indexes=[size.vision_depth - 1],
-            window_size=112,
-        )
-    config = getattr(transformers, config_cls)(text_config=text, vision_config=vision, **token_id_kwargs(ids))
+    text = fam.text(size.__dict__, (vocab + 63) // 64 * 64, ids)
+    config = getattr(transformers, fam.config_cls)(
+        text_config=text, vision_config=fam.vision(size), **token_id_kwargs(ids)
+    )
     torch.manual_seed(seed)
-    model = getattr(transformers, model_cls)(config).to(torch.float32)
+    model = getattr(transformers, fam.model_cls)(config).to(torch.float32)
     # The final RMSNorm fixes the hidden state's norm (about sqrt(hidden)), so with the default
     # 0.02 init of the output head every logit stays within about +-1.3 and a frozen head (LoRA
     # trains only the inner layers) cannot express a confident next token: loss stalls near
@@ -226,13 +367,12 @@ def build_tiny_model(
     model.generation_config.do_sample = False
     model.save_pretrained(out, safe_serialization=True)
 
-    image_processor = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=256 * 256)
-    video_processor = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=256 * 256)
-    processor = getattr(transformers, processor_cls)(
+    image_processor, video_processor = processors(fam)
+    processor = getattr(transformers, fam.processor_cls)(
         image_processor=image_processor,
         tokenizer=tokenizer,
         video_processor=video_processor,
-        chat_template=CHAT_TEMPLATE,
+        chat_template=template,
     )
     processor.save_pretrained(out)
     n_params = sum(p.numel() for p in model.parameters())

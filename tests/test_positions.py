@@ -150,12 +150,12 @@ def test_every_wrapper_that_starts_llamafactory_sources_lf_env():
 
 # --- the real inference paths (slow) ---------------------------------------------------------------
 
-FAMILIES = ["qwen2_vl"]
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 
 
 @pytest.fixture(scope="module")
-def family_models(tiny_model_dir):
-    return {"qwen2_vl": tiny_model_dir}
+def family_models(tiny_family_model):
+    return {family: tiny_family_model(family) for family in FAMILIES}
 
 
 def _all_same(result: dict) -> None:

@@ -285,8 +285,20 @@ def _summary(metrics: dict, lang: str) -> list[str]:
         a, b = d[key], r[key]
         fa, fb = (f"{a}", f"{b}") if isinstance(a, int) else (f"{a:.3f}", f"{b:.3f}")
         parts.append(f"<tr><td>{key}</td><td>{fa}</td><td>{fb}</td></tr>")
+    rep = metrics["diversity"]["repetition"]
+    sets = rep["label_sets"]
+    for key in ("distinct", "most_frequent_share"):
+        a, b = sets["predictions"][key], sets["references"][key]
+        fa, fb = (f"{a}", f"{b}") if isinstance(a, int) else (f"{a:.3f}", f"{b:.3f}")
+        parts.append(f"<tr><td>label sets: {key}</td><td>{fa}</td><td>{fb}</td></tr>")
     parts.append("</tbody></table>")
     parts.append(f"<p>Most frequent prediction: <q>{html.escape(d['most_frequent'])}</q></p>")
+    parts.append(
+        f"<p id='repetition'>Repeated predictions: {rep['repeated_predictions']}, written for "
+        f"{rep['studies_given_a_repeated_prediction']} studies; they leave out stated findings of {rep['hidden']} "
+        f"of the {rep['studies_with_findings']} studies whose references state any ({rep['hidden_share']:.1%}; "
+        f"mode collapse from {metrics['diversity']['collapse']['thresholds']['hidden_share']:.0%}).</p>"
+    )
     return parts
 
 

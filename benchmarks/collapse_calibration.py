@@ -13,8 +13,10 @@ On one test set's reference reports, four prediction sets are built and judged t
 - collapse-80: the canonical normal report for a random 80% of the studies, abnormal ones
   included, the own reference for the rest: collapse.
 
-And one more, the collapse the issue saw in a third-party LoRA: 30-reports, thirty of the
-references handed out at random, none of them for a large share of the studies: collapse.
+And two more: 30-reports, the collapse the issue saw in a third-party LoRA, thirty of the
+references handed out at random, none of them for a large share of the studies: collapse; and
+cardio-only, a model that sees cardiomegaly and nothing else (the own reference where it states
+cardiomegaly, the canonical normal report everywhere else): collapse too, with a blindness below 1.
 
 With R2Gen's IU X-ray ``annotation.json`` and the Indiana reports (the Kaggle
 ``indiana_reports.csv`` or the Open-i ``ecgen-radiology/`` folder: they say which studies the
@@ -28,8 +30,8 @@ Without them it runs on a synthetic test set with the variety of real reports
 incidental findings). ``--predictions NAME=FILE`` adds a model's generated_predictions.jsonl.
 Printed: per run the text-level figures (distinct predictions, most frequent share), the
 label-level ones (distinct label sets predicted and in the references, the most repeated
-prediction's N studies and the M of them with findings it does not state, the hidden share) and
-the verdict, beside the verdict of the text-count rule it replaced (most frequent >= 20% or
+prediction's N studies and the M of them with findings it does not state, the hidden share, what
+the same predictions would hide handed out at random and the ratio: ``blindness``) and the verdict, beside the verdict of the text-count rule it replaced (most frequent >= 20% or
 distinct < 50%).
 """
 
@@ -55,6 +57,8 @@ def most_common(texts: list[str]) -> str:
 def scenarios(references: list[str], normal: list[bool], seed: int = 0) -> dict[str, list[str]]:
     """The calibration runs (module description) on these references; ``normal[k]``: the
     indexers called study k normal."""
+    from xrayqwen2vl.eval.chexpert_labeler import label_report
+
     n = len(references)
     normal_refs = [r for r, is_normal in zip(references, normal, strict=True) if is_normal]
     if not normal_refs:
@@ -71,6 +75,7 @@ def scenarios(references: list[str], normal: list[bool], seed: int = 0) -> dict[
         "shuffled": shuffled,
         "collapse-80": [canonical if k in covered else r for k, r in enumerate(references)],
         "30-reports": [rng.choice(pool) for _ in references],
+        "cardio-only": [r if label_report(r)["Cardiomegaly"] == 1 else canonical for r in references],
     }
 
 
@@ -95,13 +100,14 @@ def row(name: str, f: dict) -> str:
         f"{name:<13}{d['distinct']:>6} {d['most_frequent_share']:>7.1%}  {'yes' if f['old_rule_collapsed'] else 'no':<4}"
         f"{sets['predictions']['distinct']:>5}/{sets['references']['distinct']:<4}"
         f"{top['count']:>6} {top['hidden']:>5}  {rep['hidden']:>5}/{rep['studies_with_findings']:<5}"
-        f"{rep['hidden_share']:>7.1%}  {'COLLAPSE' if f['collapse']['collapsed'] else 'no'}"
+        f"{rep['hidden_share']:>7.1%} {rep['expected_if_blind']:>7.1f} {rep['blindness']:>6.2f}  "
+        f"{'COLLAPSE' if f['collapse']['collapsed'] else 'no'}"
     )
 
 
 HEADER = (
     f"{'run':<13}{'texts':>6} {'top':>7}  {'old':<4}{'label sets':>10}{'N':>6} {'M':>5}  "
-    f"{'hidden/with findings':>20}  verdict"
+    f"{'hidden/with findings':>20} {'blind':>7} {'ratio':>6}  verdict"
 )
 
 

@@ -151,22 +151,39 @@ def test_collapse_and_baseline_verdicts():
         "hidden": 2,
         "references_with_this_text": 2,
         "counted": 2,
+        "expected_if_blind": pytest.approx(2 * 2 / 10),  # 2 counted copies, 2 of 10 studies unfit
         "missed": {"Cardiomegaly": 2},
     }
-    assert rep["hidden"] == 2 and rep["hidden_share"] == 1.0
+    assert rep["hidden"] == 2 and rep["hidden_share"] == 1.0 and rep["blindness"] == pytest.approx(5.0)
     check = collapse_check(rep, "ours")
     assert check["collapsed"] and check["reasons"][0] == (
         "the same report for 4 of 10 studies, 2 of which have findings it does not state (most often left out: "
         "Cardiomegaly 2); 2 of the references are this very text"
     )
-    assert (
-        check["reasons"][1]
-        == "it leaves out stated findings of 2 of the 2 studies whose references state any (100.0% >= 20%)"
+    assert check["reasons"][1] == (
+        "it leaves out stated findings of 2 of the 2 studies whose references state any (100.0% >= 20%), "
+        "500% of the 0.4 the same predictions would leave out if handed out at random (>= 50%)"
     )
     assert (
         collapse_warning(check)
         == f'mode collapse: {"; ".join(check["reasons"])}. The report, normalised: "n"'
     )
+    # written only for studies it fits, however often: no collapse (blindness 0)
+    fits = repetition(hyp, ["n"] * 4 + ref[4:], [normal] * 10, [normal] * 4 + [cardio] * 6)
+    assert fits["hidden"] == 0 and fits["blindness"] == 0.0 and not collapse_check(fits, "ours")["collapsed"]
+    # 16 studies, 8 with cardiomegaly; one normal report for 10 of them. Written for 8 normal and 2
+    # cardiomegaly studies it hides a quarter of the findings, but goes to the studies it fits more
+    # often than chance (blindness 2 / (10 * 8/16) = 0.4): no collapse. For 5 and 5: blind, collapse.
+    refs16, own = [normal] * 8 + [cardio] * 8, [f"r{k}" for k in range(16)]
+    for normals, blindness, collapsed in ((8, 0.4, False), (5, 1.0, True)):
+        order = list(range(normals)) + list(range(8, 8 + 10 - normals))  # the studies "n" is written for
+        hyp16 = [f"own{k}" for k in range(16)]
+        for k in order:
+            hyp16[k] = "n"
+        rep = repetition(hyp16, own, [normal] * 16, refs16)
+        assert rep["hidden_share"] == pytest.approx((10 - normals) / 8) and rep["hidden_share"] >= 0.2
+        assert rep["blindness"] == pytest.approx(blindness)
+        assert collapse_check(rep, "ours")["collapsed"] is collapsed
     # the same text written only as often as the references use it hides nothing of the model's own
     rep = repetition(
         ["n"] * 3 + ref[3:], ["n"] * 3 + ref[3:], [normal] * 10, [normal, normal, cardio] + ref_labels[3:]

@@ -10,10 +10,15 @@ Labels (:func:`repetition`): a report repeated across studies is a problem only 
 studies' references state findings it does not. For each prediction written for two or more
 studies: how many studies it is written for (N), how many of them have a reference that states a
 finding the prediction does not (M, "hidden"), and how many references are that same text (R:
-the references' own repetition). Over all repeated predictions, the share of the studies whose
-references state any finding that got a repeated prediction leaving one out (``hidden_share``,
-the figure the collapse verdict judges, verdicts.py), and the number of distinct label sets
-predicted against the number among the references.
+the references' own repetition; only the N - R copies beyond it count, and at most that many of
+the M). Over all repeated predictions: ``hidden``, the studies with findings that got a repeated
+prediction leaving one out, and its share of all studies whose references state a finding
+(``hidden_share``); ``blindness``, ``hidden`` against what the same predictions would hide if they
+were handed out regardless of the images (``expected_if_blind``: for each, its counted copies
+times the share of all studies whose findings it leaves out) — about 1 for a report written
+whatever the film shows, near 0 for one written only for the films it fits. The collapse verdict
+(verdicts.py) judges these two. Also: the number of distinct label sets predicted against the
+number among the references.
 
 A *finding* is one of the 13 CheXpert observations other than "No Finding" labelled positive in the
 reference; a prediction *states* it when it labels it positive or uncertain (a hedged mention is
@@ -118,7 +123,8 @@ def repetition(hyp: list[str], ref: list[str], pred_labels: list[dict], ref_labe
     for k, text in enumerate(hyp):
         studies.setdefault(text, []).append(k)
     own = Counter(ref)
-    with_findings = sum(1 for x in ref_labels if findings_of(x))
+    ref_findings = [findings_of(x) for x in ref_labels]
+    with_findings = sum(1 for f in ref_findings if f)
     repeated = []
     for text, ks in studies.items():
         if len(ks) < 2:
@@ -126,25 +132,30 @@ def repetition(hyp: list[str], ref: list[str], pred_labels: list[dict], ref_labe
         missed: Counter = Counter()
         hidden = 0
         for k in ks:
-            left_out = findings_of(ref_labels[k]) - stated_in(pred_labels[k])
+            left_out = ref_findings[k] - stated_in(pred_labels[k])
             hidden += bool(left_out)
             missed.update(left_out)
         # Reference texts handed out at random (a reference-shuffled run) repeat each text exactly
-        # as often as the references do: of the studies a text hides, only as many as it is
-        # written beyond the references' own use of it count against the model.
-        counted = min(hidden, len(ks) - own[text])
+        # as often as the references do: only the copies beyond the references' own use of the
+        # text count against the model, and of the studies it hides at most as many.
+        copies = max(len(ks) - own[text], 0)
+        states = stated_in(pred_labels[ks[0]])
+        unfit = sum(1 for f in ref_findings if f - states)  # studies whose findings it leaves out
         repeated.append(
             {
                 "text": text,
                 "count": len(ks),
                 "hidden": hidden,
                 "references_with_this_text": own[text],
-                "counted": max(counted, 0),
+                "counted": min(hidden, copies),
+                # what the counted copies would hide, handed out regardless of the images
+                "expected_if_blind": copies * unfit / n,
                 "missed": dict(missed.most_common()),
             }
         )
     repeated.sort(key=lambda r: (-r["counted"], -r["count"]))
     hidden = sum(r["counted"] for r in repeated)
+    expected = sum(r["expected_if_blind"] for r in repeated)
     return {
         "studies": n,
         "studies_with_findings": with_findings,
@@ -153,6 +164,8 @@ def repetition(hyp: list[str], ref: list[str], pred_labels: list[dict], ref_labe
         "studies_given_a_repeated_prediction": sum(r["count"] for r in repeated),
         "hidden": hidden,
         "hidden_share": hidden / with_findings if with_findings else 0.0,
+        "expected_if_blind": expected,
+        "blindness": hidden / expected if expected else 0.0,
         "repeated": repeated[:REPEATED_SHOWN],
         "label_sets": {"predictions": _label_sets(pred_labels), "references": _label_sets(ref_labels)},
     }

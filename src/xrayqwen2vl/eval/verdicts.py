@@ -11,10 +11,11 @@ Checks here:
 
 - **mode collapse** (:func:`collapse_check`): predictions repeated across studies leave out the
   findings those studies' references state, for at least ``HIDDEN_SHARE`` (20%) of the studies
-  whose references state any, and for at least ``MIN_HIDDEN`` (2) studies. Repetition alone is
-  no evidence (one normal report for every normal film is what a good model writes); the figures
-  come from ``diversity.repetition``; the thresholds and the runs they were chosen on are in
-  doc/evaluation.md ("mode collapse");
+  whose references state any (and at least ``MIN_HIDDEN``, 2), and at least ``BLINDNESS`` (half)
+  as often as the same predictions handed out regardless of the images would. Repetition alone
+  is no evidence (one normal report for every normal film is what a good model writes); the
+  figures come from ``diversity.repetition``; the thresholds and the runs they were chosen on are
+  in doc/evaluation.md ("Mode collapse: what the repetition hides");
 - **no better than a constant report**: the headline figure of the model does not exceed that of
   the constant most-common-reference report, or that of the best constant claim of findings
   (``clinical.best_constant``);
@@ -24,6 +25,7 @@ Checks here:
 from __future__ import annotations
 
 HIDDEN_SHARE = 0.20
+BLINDNESS = 0.50
 MIN_HIDDEN = 2
 
 
@@ -52,7 +54,12 @@ def collapse_check(rep: dict, labeler: str) -> dict:
     """The collapse decision from what the repeated predictions hide (``diversity.repetition``)."""
     reasons = []
     top = rep["repeated"][0] if rep["repeated"] else None
-    if top is not None and rep["hidden"] >= MIN_HIDDEN and rep["hidden_share"] >= HIDDEN_SHARE:
+    if (
+        top is not None
+        and rep["hidden"] >= MIN_HIDDEN
+        and rep["hidden_share"] >= HIDDEN_SHARE
+        and rep["blindness"] >= BLINDNESS
+    ):
         missed = ", ".join(f"{o} {c}" for o, c in list(top["missed"].items())[:3])
         own = top["references_with_this_text"]
         reasons.append(
@@ -68,11 +75,13 @@ def collapse_check(rep: dict, labeler: str) -> dict:
         )
         reasons.append(
             f"{who} out stated findings of {rep['hidden']} of the {rep['studies_with_findings']} studies whose "
-            f"references state any ({rep['hidden_share']:.1%} >= {HIDDEN_SHARE:.0%})"
+            f"references state any ({rep['hidden_share']:.1%} >= {HIDDEN_SHARE:.0%}), {rep['blindness']:.0%} of "
+            f"the {rep['expected_if_blind']:.1f} the same predictions would leave out if handed out at random "
+            f"(>= {BLINDNESS:.0%})"
         )
     return {
         "collapsed": bool(reasons),
-        "thresholds": {"hidden_share": HIDDEN_SHARE, "min_hidden": MIN_HIDDEN},
+        "thresholds": {"hidden_share": HIDDEN_SHARE, "blindness": BLINDNESS, "min_hidden": MIN_HIDDEN},
         "labeler": labeler,
         "reasons": reasons,
         "report": top["text"] if reasons else None,

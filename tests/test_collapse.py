@@ -171,3 +171,34 @@ def test_calibration_script_prints_the_four_runs(capsys):
         if line.split() and line.split()[0] in ("oracle", "constant", "shuffled", "collapse-80")
     }
     assert verdicts == {"oracle": "no", "constant": "COLLAPSE", "shuffled": "no", "collapse-80": "COLLAPSE"}
+
+
+def test_the_learning_check_model_is_no_collapse(tmp_path, capsys):
+    """The tiny model of the learning check reads the findings it can see and writes one report per
+    set of them: 58 distinct reports for 205 studies, one normal report for 77 (the rule before
+    called that collapse). Its repeated reports do miss findings it cannot see (pneumothorax,
+    nodules), but not blindly: no collapse warning."""
+    path = REPO / "tests" / "fixtures" / "learning_check" / "greedy_predictions.jsonl"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--predictions",
+                str(path),
+                "--out",
+                str(tmp_path / "e"),
+                "--bootstrap",
+                "0",
+                "--no-html",
+                "--fail-on-collapse",
+            ]
+        )
+        == 0
+    )
+    assert "mode collapse" not in capsys.readouterr().out
+    m = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    d, rep = m["diversity"]["predictions"], m["diversity"]["repetition"]
+    assert (d["distinct"], d["most_frequent_count"], m["n"]) == (58, 77, 205)
+    assert rep["hidden"] > 0 and rep["hidden_share"] >= 0.2  # it misses findings, in repeated reports...
+    assert rep["blindness"] < 0.5 and not m["diversity"]["collapse"]["collapsed"]  # ...but not blindly
+    assert m["headline"]["value"] > 0.8  # and it names the five headline findings it sees

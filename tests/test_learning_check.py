@@ -24,6 +24,9 @@ def test_tiny_model_reads_findings_from_the_images(tmp_path):
     result = learning_check.run_check(SMALL, tmp_path / "lc", resamples=500)
     print("\n".join(learning_check.summary(result)))
     assert result["passed"], result["conditions"]
+    # the true-image evaluation carries no mode-collapse warning (evaluate's rule)
+    assert result["conditions"]["e_no_collapse"] and not result["collapse"]["collapsed"]
+    assert not any(w.startswith("mode collapse") for w in result["reliance_warnings"])
 
 
 def test_shuffled_training_images_fail_the_check(tmp_path):

@@ -202,3 +202,21 @@ def test_the_learning_check_model_is_no_collapse(tmp_path, capsys):
     assert rep["hidden"] > 0 and rep["hidden_share"] >= 0.2  # it misses findings, in repeated reports...
     assert rep["blindness"] < 0.5 and not m["diversity"]["collapse"]["collapsed"]  # ...but not blindly
     assert m["headline"]["value"] > 0.8  # and it names the five headline findings it sees
+
+
+def test_the_smaller_learning_check_model_is_flagged():
+    """The 400-report recipe's model reads cardiomegaly (F1 0.92) and little else: its normal report
+    goes to 32 of 80 studies, and its repeated reports leave out findings of most studies that have
+    them, at three quarters of the rate of chance: collapse, said as measured."""
+    rows = [
+        json.loads(x) for x in (REPO / "tests/fixtures/learning_check/greedy_predictions_400.jsonl").open()
+    ]
+    block = judge_texts([r["predict"] for r in rows], [r["label"] for r in rows])
+    rep = block["repetition"]
+    assert (rep["hidden"], rep["studies_with_findings"]) == (32, 55) and rep["blindness"] == pytest.approx(
+        0.755, abs=0.001
+    )
+    assert block["collapse"]["collapsed"]
+    assert block["collapse"]["reasons"][0].startswith(
+        "the same report for 32 of 80 studies, 10 of which have findings it does not state"
+    )

@@ -295,7 +295,7 @@ def test_a_varied_run_has_no_collapse_warning(tmp_path, capsys):
     m = json.loads((tmp_path / "e" / "metrics.json").read_text())
     assert m["diversity"]["collapse"] == {
         "collapsed": False,
-        "thresholds": {"hidden_share": 0.2, "min_hidden": 2},
+        "thresholds": {"hidden_share": 0.2, "blindness": 0.5, "min_hidden": 2},
         "labeler": "xrayqwen2vl rule-based CheXpert labeler (en)",
         "reasons": [],
         "report": None,

@@ -387,7 +387,8 @@ def repetition_line(rep: dict) -> str:
         f"label sets predicted {sets['predictions']['distinct']} vs {sets['references']['distinct']} in the "
         f"references; repeated predictions ({rep['repeated_predictions']}, for "
         f"{rep['studies_given_a_repeated_prediction']} studies) leave out stated findings of {rep['hidden']} of "
-        f"{rep['studies_with_findings']} studies with findings ({rep['hidden_share']:.1%})"
+        f"{rep['studies_with_findings']} studies with findings ({rep['hidden_share']:.1%}), "
+        f"{rep['blindness']:.2f} of the rate of chance"
     )
 
 

@@ -357,7 +357,8 @@ def judge(work: Path, data: Path, preds: dict[str, Path], resamples: int, bar: B
     }
     result["collapse"] = metrics["diversity"]["collapse"]
     result["repetition"] = {
-        k: metrics["diversity"]["repetition"][k] for k in ("hidden", "studies_with_findings", "hidden_share")
+        k: metrics["diversity"]["repetition"][k]
+        for k in ("hidden", "studies_with_findings", "hidden_share", "blindness")
     }
     conditions = {
         "a_beats_constant": advantage["low"] > 0,
@@ -446,7 +447,8 @@ def summary(result: dict) -> list[str]:
     r = result["repetition"]
     lines.append(
         f"(e) greedy: repeated reports leave out stated findings of {r['hidden']} of {r['studies_with_findings']} "
-        f"studies with findings ({r['hidden_share']:.1%}); mode collapse: {'yes' if result['collapse']['collapsed'] else 'no'}"
+        f"studies with findings ({r['hidden_share']:.1%}), {r['blindness']:.2f} of the rate of chance; mode collapse: "
+        f"{'yes' if result['collapse']['collapsed'] else 'no'}"
     )
     if "probe" in result:
         p = result["probe"]

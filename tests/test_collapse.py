@@ -220,3 +220,35 @@ def test_the_smaller_learning_check_model_is_flagged():
     assert block["collapse"]["reasons"][0].startswith(
         "the same report for 32 of 80 studies, 10 of which have findings it does not state"
     )
+
+
+def test_calibration_reads_r2gen_and_the_indiana_mesh(tmp_path, studies, capsys):
+    """The real-data path on files of the published layout: R2Gen's annotation.json (its test
+    split) and the MeSH terms from indiana_reports.csv or the Open-i XMLs; a study with no MeSH
+    row is left out with its reason."""
+    chosen = studies[:60]
+    entries = [
+        {"id": f"CXR{k + 1}_IM-{k + 1:04d}", "report": s.report, "image_path": [], "split": "test"}
+        for k, s in enumerate(chosen)
+    ]
+    train = [{"id": "CXR999_IM-0999", "report": "The lungs are clear.", "image_path": [], "split": "train"}]
+    (tmp_path / "annotation.json").write_text(json.dumps({"train": train, "val": [], "test": entries}))
+    rows = ["uid,MeSH,findings,impression"] + [
+        f"{k + 1},{'normal' if s.normal else 'Cardiomegaly'},," for k, s in enumerate(chosen[:-1])
+    ]
+    (tmp_path / "indiana_reports.csv").write_text("\n".join(rows) + "\n")
+    xml = tmp_path / "ecgen-radiology"
+    xml.mkdir()
+    for k, s in enumerate(chosen):
+        terms = "<major>normal</major>" if s.normal else "<major>Cardiomegaly/mild</major>"
+        (xml / f"{k + 1}.xml").write_text(
+            f"<eCitation><uId id='CXR{k + 1}'/><MeSH>{terms}</MeSH></eCitation>"
+        )
+    for source, n in ((tmp_path / "indiana_reports.csv", 59), (xml, 60)):
+        refs, normal = collapse_calibration.real_split(tmp_path / "annotation.json", source, "test")
+        assert refs == [s.report for s in chosen[:n]] and normal == [s.normal for s in chosen[:n]]
+    assert "left out CXR60_IM-0060: study CXR60 not in" in capsys.readouterr().err
+    argv = ["--annotation", str(tmp_path / "annotation.json"), "--indiana-reports", str(xml)]
+    assert collapse_calibration.main([*argv, "--json", str(tmp_path / "c.json")]) == 0
+    runs = json.loads((tmp_path / "c.json").read_text())["runs"]
+    assert not runs["oracle"]["collapse"]["collapsed"] and runs["constant"]["collapse"]["collapsed"]

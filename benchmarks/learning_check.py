@@ -15,7 +15,9 @@ clinical figure, CE micro-5 F1 (doc/evaluation.md):
   (d) llamafactory-cli's greedy predict and LLaMA-Factory's ChatModel (behind ``xrayqwen2vl
       report``, the web demo and the API) begin, for the first test studies, with exactly what
       greedy decoding on the inputs the training collator builds writes: inference shows the model
-      its images as training did (the 3-D image positions; doc/evaluation.md says why).
+      its images as training did (the 3-D image positions; doc/evaluation.md says why);
+  (e) greedy, its true-image evaluation carries no mode-collapse warning (evaluate's rule: repeated
+      reports must not leave out the findings their studies' references state; doc/evaluation.md).
 
 Why both decodings: greedy decoding writes one report per set of findings, and the synthetic
 reports vary only in wording that no image shows, so even a perfect greedy model writes fewer
@@ -371,7 +373,15 @@ def judge(work: Path, data: Path, preds: dict[str, Path], resamples: int, bar: B
             if v["F1"] is not None
         },
     }
-    conditions = {"a_beats_constant": advantage["low"] > 0}
+    result["collapse"] = metrics["diversity"]["collapse"]
+    result["repetition"] = {
+        k: metrics["diversity"]["repetition"][k]
+        for k in ("hidden", "studies_with_findings", "hidden_share", "blindness")
+    }
+    conditions = {
+        "a_beats_constant": advantage["low"] > 0,
+        "e_no_collapse": not result["collapse"]["collapsed"],
+    }
     if reliance is not None:
         for kind, entry in reliance["counterfactuals"].items():
             m = entry["metrics"][HEADLINE]
@@ -455,6 +465,12 @@ def summary(result: dict) -> list[str]:
             f"(c) sampled: distinct reports {s['distinct']}/{result['n']} ({s['distinct_share']:.1%}); most frequent "
             f"{s['most_frequent_share']:.1%} (greedy: {result['greedy_distinct']} distinct)"
         )
+    r = result["repetition"]
+    lines.append(
+        f"(e) greedy: repeated reports leave out stated findings of {r['hidden']} of {r['studies_with_findings']} "
+        f"studies with findings ({r['hidden_share']:.1%}), {r['blindness']:.2f} of the rate of chance; mode collapse: "
+        f"{'yes' if result['collapse']['collapsed'] else 'no'}"
+    )
     if "probe" in result:
         p = result["probe"]
         lines.append(

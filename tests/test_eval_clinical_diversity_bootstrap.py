@@ -17,7 +17,7 @@ from xrayqwen2vl.eval.bootstrap import (
 )
 from xrayqwen2vl.eval.chexpert_labeler import OBSERVATIONS
 from xrayqwen2vl.eval.clinical import best_constant, clinical_metrics, positive_matrix
-from xrayqwen2vl.eval.diversity import distinct_n, diversity_metrics
+from xrayqwen2vl.eval.diversity import distinct_n, diversity_metrics, repetition
 from xrayqwen2vl.eval.verdicts import (
     add_warning,
     baseline_warning,
@@ -137,17 +137,76 @@ def test_best_constant_report_hand_computed():
 
 
 def test_collapse_and_baseline_verdicts():
-    varied = {"distinct": 9, "distinct_share": 0.9, "most_frequent_count": 2, "most_frequent_share": 0.2}
-    check = collapse_check(varied, 10)  # 2 of 10 is the 20% threshold itself
-    assert check["collapsed"] and check["reasons"] == [
-        "the most frequent prediction is written for 2 of 10 studies (20.0% >= 20%)"
-    ]
-    tiny = {"distinct": 2, "distinct_share": 1.0, "most_frequent_count": 1, "most_frequent_share": 0.5}
-    assert not collapse_check(tiny, 2)["collapsed"]  # two different reports for two studies
-    same = {"distinct": 1, "distinct_share": 0.5, "most_frequent_count": 2, "most_frequent_share": 1.0}
-    assert len(collapse_check(same, 2)["reasons"]) == 1  # 50% distinct is not < 50%
-    assert collapse_warning(collapse_check(varied, 10), "x").startswith("mode collapse: the most frequent")
-    assert collapse_warning(collapse_check(tiny, 2), "x") is None
+    normal, cardio = _labels(No_Finding=1), _labels(Cardiomegaly=1)
+    # 10 studies; one normal text written for 4 of them, 2 of which have cardiomegaly
+    hyp = ["n"] * 4 + [f"x{k}" for k in range(6)]
+    ref = ["n", "n", "c1", "c2"] + [f"x{k}" for k in range(6)]
+    ref_labels = [normal, normal, cardio, cardio] + [normal] * 6
+    rep = repetition(hyp, ref, [normal] * 10, ref_labels)
+    assert rep["studies_with_findings"] == 2 and rep["repeated_predictions"] == 1
+    # the text is the reference of 2 studies: of its 4 studies, 2 are the references' own repetition
+    assert rep["repeated"][0] == {
+        "text": "n",
+        "count": 4,
+        "hidden": 2,
+        "references_with_this_text": 2,
+        "counted": 2,
+        "expected_if_blind": pytest.approx(2 * 2 / 10),  # 2 counted copies, 2 of 10 studies unfit
+        "missed": {"Cardiomegaly": 2},
+    }
+    assert rep["hidden"] == 2 and rep["hidden_share"] == 1.0 and rep["blindness"] == pytest.approx(5.0)
+    check = collapse_check(rep, "ours")
+    assert check["collapsed"] and check["reasons"][0] == (
+        "the same report for 4 of 10 studies, 2 of which have findings it does not state (most often left out: "
+        "Cardiomegaly 2); 2 of the references are this very text"
+    )
+    assert check["reasons"][1] == (
+        "it leaves out stated findings of 2 of the 2 studies whose references state any (100.0% >= 20%), "
+        "500% of the 0.4 the same predictions would leave out if handed out at random (>= 50%)"
+    )
+    assert (
+        collapse_warning(check)
+        == f'mode collapse: {"; ".join(check["reasons"])}. The report, normalised: "n"'
+    )
+    # written only for studies it fits, however often: no collapse (blindness 0)
+    fits = repetition(hyp, ["n"] * 4 + ref[4:], [normal] * 10, [normal] * 4 + [cardio] * 6)
+    assert fits["hidden"] == 0 and fits["blindness"] == 0.0 and not collapse_check(fits, "ours")["collapsed"]
+    # 16 studies, 8 with cardiomegaly; one normal report for 10 of them. Written for 8 normal and 2
+    # cardiomegaly studies it hides a quarter of the findings, but goes to the studies it fits more
+    # often than chance (blindness 2 / (10 * 8/16) = 0.4): no collapse. For 5 and 5: blind, collapse.
+    refs16, own = [normal] * 8 + [cardio] * 8, [f"r{k}" for k in range(16)]
+    for normals, blindness, collapsed in ((8, 0.4, False), (5, 1.0, True)):
+        order = list(range(normals)) + list(range(8, 8 + 10 - normals))  # the studies "n" is written for
+        hyp16 = [f"own{k}" for k in range(16)]
+        for k in order:
+            hyp16[k] = "n"
+        rep = repetition(hyp16, own, [normal] * 16, refs16)
+        assert rep["hidden_share"] == pytest.approx((10 - normals) / 8) and rep["hidden_share"] >= 0.2
+        assert rep["blindness"] == pytest.approx(blindness)
+        assert collapse_check(rep, "ours")["collapsed"] is collapsed
+    # the same text written only as often as the references use it hides nothing of the model's own
+    rep = repetition(
+        ["n"] * 3 + ref[3:], ["n"] * 3 + ref[3:], [normal] * 10, [normal, normal, cardio] + ref_labels[3:]
+    )
+    assert (
+        rep["repeated"][0]["hidden"] == 1
+        and rep["hidden"] == 0
+        and not collapse_check(rep, "ours")["collapsed"]
+    )
+    # one study is not enough (MIN_HIDDEN 2), however large its share
+    rep = repetition(hyp, ref, [normal] * 10, [normal, normal, normal, cardio] + [normal] * 6)
+    assert rep["hidden"] == 1 and rep["hidden_share"] == 1.0 and not collapse_check(rep, "ours")["collapsed"]
+    # a hedged mention states the finding; an uncertain reference is no stated finding
+    hedged = _labels(Cardiomegaly=-1)
+    rep = repetition(hyp, ref, [hedged] * 4 + [normal] * 6, ref_labels)
+    assert rep["hidden"] == 0 and collapse_warning(collapse_check(rep, "ours")) is None
+    rep = repetition(hyp, ref, [normal] * 10, [normal, normal, hedged, hedged] + [normal] * 6)
+    assert rep["studies_with_findings"] == 0 and rep["hidden"] == 0
+    # label sets: the predictions' against the references'
+    assert repetition(hyp, ref, [normal] * 10, ref_labels)["label_sets"] == {
+        "predictions": {"distinct": 1, "most_frequent": ["No Finding"], "most_frequent_share": 1.0},
+        "references": {"distinct": 2, "most_frequent": ["No Finding"], "most_frequent_share": 0.8},
+    }
 
     best = {"F1": 0.3, "claims": ["Cardiomegaly", "Pleural Effusion"]}
     h = {"metric": "CE micro-5 F1", "value": 0.0, "constant_baseline": 0.0, "best_constant": best}

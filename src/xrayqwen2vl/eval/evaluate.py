@@ -23,7 +23,7 @@ from .baselines import constant_description, most_common_text
 from .bootstrap import SampleTable, confidence_intervals
 from .chexpert_labeler import OBSERVATIONS, TOP5, label_report
 from .clinical import best_constant, clinical_metrics, positive_matrix
-from .diversity import diversity_metrics
+from .diversity import StudyLabels, diversity_metrics, repetition
 from .inputs import DatasetSample, Prediction, check_output_folder, read_dataset, read_jsonl, read_predictions
 from .meteor import METEOR_MAX_TOKENS, METEOR_TIMEOUT, MeteorError, MeteorProcess
 from .nlg import NLG_KEYS, NLGResult, compute_nlg
@@ -154,7 +154,39 @@ def _bootstrap_block(table: SampleTable, nlg: NLGResult, resamples: int, seed: i
     }
 
 
-def build_metrics(preds, predictions_path, lang, keep_headers, s: Scored, resamples, seed) -> dict:
+def diversity_block(
+    hyp: list[str],
+    ref: list[str],
+    pred_labels: list[dict],
+    ref_labels: list[dict],
+    lang: str,
+    labels: StudyLabels | None = None,
+) -> dict:
+    """Text and label diversity, what the repeated predictions hide, and the collapse decision: by
+    our labeler's labels, or by ``labels`` (another labeler's, e.g. CheXbert) when given."""
+    if labels is None:
+        labels = StudyLabels(f"xrayqwen2vl rule-based CheXpert labeler ({lang})", pred_labels, ref_labels)
+    block = diversity_metrics(hyp, ref)
+    block["repetition"] = repetition(hyp, ref, labels.predictions, labels.references)
+    block["collapse"] = collapse_check(block["repetition"], labels.labeler)
+    return block
+
+
+def judge_texts(
+    predictions: list[str], references: list[str], lang: str = "en", keep_headers: bool = False
+) -> dict:
+    """The diversity block (with the collapse decision) of prediction texts against their
+    references, as ``evaluate`` computes it, without the NLG metrics (for calibration scripts)."""
+    hyp = [normalize(p, lang, keep_headers) for p in predictions]
+    ref = [normalize(r, lang, keep_headers) for r in references]
+    pred_labels = [label_report(p, lang) for p in predictions]
+    ref_labels = [label_report(r, lang) for r in references]
+    return diversity_block(hyp, ref, pred_labels, ref_labels, lang)
+
+
+def build_metrics(
+    preds, predictions_path, lang, keep_headers, s: Scored, resamples, seed, labels: StudyLabels | None = None
+) -> dict:
     nlg = s.nlg
     pred_pos, ref_pos = positive_matrix(s.pred_labels), positive_matrix(s.ref_labels)
     table = SampleTable(
@@ -196,8 +228,7 @@ def build_metrics(preds, predictions_path, lang, keep_headers, s: Scored, resamp
         metrics["segmentation"] = "jieba (precise mode) before BLEU/METEOR/ROUGE-L/CIDEr"
     metrics["clinical"] = clinical
     metrics["constant_baseline"] = s.constant
-    metrics["diversity"] = diversity_metrics(s.hyp, s.ref)
-    metrics["diversity"]["collapse"] = collapse_check(metrics["diversity"]["predictions"], len(preds))
+    metrics["diversity"] = diversity_block(s.hyp, s.ref, s.pred_labels, s.ref_labels, lang, labels)
     metrics["bootstrap"] = bootstrap
     judge(metrics, preds, s)
     return metrics
@@ -207,7 +238,7 @@ def judge(metrics: dict, preds: list[Prediction], s: Scored) -> None:
     """The verdicts of evaluate, as warnings (see verdicts.py)."""
     d = metrics["diversity"]
     found = [
-        collapse_warning(d["collapse"], d["predictions"]["most_frequent"]),
+        collapse_warning(d["collapse"]),
         baseline_warning(metrics["headline"]),
     ]
     empty = [p.line for p in preds if not p.predict.strip()]
@@ -277,13 +308,23 @@ def evaluate(
     html: bool = True,
     keep_headers: bool = False,
     meteor_timeout: float = METEOR_TIMEOUT,
+    collapse_labels: StudyLabels | None = None,
 ) -> dict:
-    """Evaluate ``generated_predictions.jsonl``; write metrics.json, per_sample.jsonl, report.html."""
+    """Evaluate ``generated_predictions.jsonl``; write metrics.json, per_sample.jsonl, report.html.
+    ``collapse_labels``: another labeler's labels of the predictions and references (in file
+    order) to judge mode collapse by, instead of our rule labeler's."""
     t0 = time.perf_counter()
     predictions_path = Path(predictions_path)
     if lang not in NORMALISATION:
         raise ValueError(f"--lang {lang}: unknown language (en or zh)")
     preds = read_predictions(predictions_path)
+    if collapse_labels is not None and not (
+        len(collapse_labels.predictions) == len(collapse_labels.references) == len(preds)
+    ):
+        raise ValueError(
+            f"{collapse_labels.labeler} labels: {len(collapse_labels.predictions)} prediction and "
+            f"{len(collapse_labels.references)} reference rows for the {len(preds)} predictions of {predictions_path}"
+        )
     samples = None
     if images_from is not None:
         samples = read_dataset(images_from)
@@ -292,7 +333,9 @@ def evaluate(
     out = check_output_folder(out_dir)  # before the work, not after it
 
     scored = score(preds, lang, keep_headers, meteor_timeout)
-    metrics = build_metrics(preds, predictions_path, lang, keep_headers, scored, resamples, seed)
+    metrics = build_metrics(
+        preds, predictions_path, lang, keep_headers, scored, resamples, seed, collapse_labels
+    )
     per_sample = per_sample_rows(preds, samples, scored)
     atomic_write_text(
         out / "per_sample.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in per_sample)
@@ -337,6 +380,18 @@ def load_run(run_dir: str | Path) -> tuple[SampleTable, list[dict]]:
     return table, rows
 
 
+def repetition_line(rep: dict) -> str:
+    """The label-level diversity line of the console summary."""
+    sets = rep["label_sets"]
+    return (
+        f"label sets predicted {sets['predictions']['distinct']} vs {sets['references']['distinct']} in the "
+        f"references; repeated predictions ({rep['repeated_predictions']}, for "
+        f"{rep['studies_given_a_repeated_prediction']} studies) leave out stated findings of {rep['hidden']} of "
+        f"{rep['studies_with_findings']} studies with findings ({rep['hidden_share']:.1%}), "
+        f"{rep['blindness']:.2f} of the rate of chance"
+    )
+
+
 def _claims(best: dict) -> str:
     return ", ".join(best["claims"]) or "nothing to claim"
 
@@ -378,6 +433,7 @@ def summary_table(metrics: dict) -> str:
         f"distinct-2 {d['distinct-2']:.3f}; length {d['mean_length']:.1f} vs reference "
         f"{metrics['diversity']['references']['mean_length']:.1f} tokens"
     )
+    lines.append(repetition_line(metrics["diversity"]["repetition"]))
     lines.append(f"constant = {constant_description(const, metrics['n'])}")
     if metrics.get("METEOR_error"):
         lines.append(f"METEOR: {metrics['METEOR_error']}")

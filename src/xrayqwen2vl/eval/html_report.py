@@ -273,20 +273,33 @@ def _summary(metrics: dict, lang: str) -> list[str]:
         "<h2>Diversity</h2><table id='diversity'><thead><tr><th></th><th>predictions</th>"
         "<th>references</th></tr></thead><tbody>"
     )
-    for key in (
+    keys = (
         "distinct",
         "distinct_share",
         "most_frequent_count",
         "most_frequent_share",
         "distinct-1",
         "distinct-2",
-        "mean_length",
-    ):
-        a, b = d[key], r[key]
+    )
+    rows = [(key, d[key], r[key]) for key in (*keys, "mean_length")]
+    rep, th = metrics["diversity"]["repetition"], metrics["diversity"]["collapse"]["thresholds"]
+    sets = rep["label_sets"]
+    rows += [
+        (f"label sets: {k}", sets["predictions"][k], sets["references"][k])
+        for k in ("distinct", "most_frequent_share")
+    ]
+    for key, a, b in rows:
         fa, fb = (f"{a}", f"{b}") if isinstance(a, int) else (f"{a:.3f}", f"{b:.3f}")
         parts.append(f"<tr><td>{key}</td><td>{fa}</td><td>{fb}</td></tr>")
     parts.append("</tbody></table>")
     parts.append(f"<p>Most frequent prediction: <q>{html.escape(d['most_frequent'])}</q></p>")
+    parts.append(
+        f"<p id='repetition'>Repeated predictions: {rep['repeated_predictions']}, written for "
+        f"{rep['studies_given_a_repeated_prediction']} studies; they leave out stated findings of {rep['hidden']} "
+        f"of the {rep['studies_with_findings']} studies whose references state any ({rep['hidden_share']:.1%}), "
+        f"{rep['blindness']:.0%} of what they would leave out if handed out at random. Mode collapse from "
+        f"{th['hidden_share']:.0%} and {th['blindness']:.0%}.</p>"
+    )
     return parts
 
 

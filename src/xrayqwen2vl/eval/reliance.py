@@ -14,11 +14,14 @@ counterfactual, with a verdict:
 - ``reads the image``: the headline figure drops and the drop's 95% interval excludes 0.
 
 The first two are warnings, through the same mechanism as evaluate's (``eval/verdicts.py``:
-"WARNING: …" lines, and the ``warnings`` list of reliance.json).
+"WARNING: …" lines, and the ``warnings`` list of reliance.json). The overall verdict reads only when
+every counterfactual reads (:func:`overall_verdict`). Mode collapse is judged by evaluate's own
+rule on each run (``collapse`` in reliance.json); on the true images it is a warning here too.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -28,7 +31,7 @@ from ..fileio import atomic_write_json
 from .bootstrap import paired_comparison
 from .evaluate import evaluate, load_run
 from .inputs import read_predictions
-from .verdicts import add_warning, warning_lines
+from .verdicts import add_warning, collapse_warning, warning_lines
 
 HEADLINE = "CE-micro-5-F1"
 # Figures the console table shows (reliance.json has every bootstrap metric).
@@ -70,6 +73,17 @@ def verdict(drop: dict, unchanged_share: float) -> str:
     if unchanged_share >= IGNORED_SHARE:
         return IGNORES
     return READS if drop["low"] > 0 else NO_EVIDENCE
+
+
+def overall_verdict(verdicts: list[str]) -> str:
+    """The verdict over the counterfactuals: "reads the image" only when every counterfactual
+    reads (a model that follows swapped films but writes the same report on blank ones has not
+    shown it reads findings), "ignores the image" when any one ignores it, else no evidence."""
+    if not verdicts:
+        raise ValueError("no counterfactual verdicts")
+    if all(v == READS for v in verdicts):
+        return READS
+    return IGNORES if IGNORES in verdicts else NO_EVIDENCE
 
 
 def warning_text(kind: str, result: dict) -> str | None:
@@ -178,8 +192,15 @@ def image_reliance(
         text = warning_text(kind, entry)
         if text:
             add_warning(result, text)
-    verdicts = {e["verdict"] for e in result["counterfactuals"].values()}
-    result["verdict"] = READS if verdicts == {READS} else (IGNORES if IGNORES in verdicts else NO_EVIDENCE)
+    result["verdict"] = overall_verdict([e["verdict"] for e in result["counterfactuals"].values()])
+    # Mode collapse, judged by evaluate's rule on each run; on the true images it is a warning here too.
+    result["collapse"] = {
+        name: json.loads((out / name / "metrics.json").read_text(encoding="utf-8"))["diversity"]["collapse"]
+        for name in ("true", *paths)
+    }
+    text = collapse_warning(result["collapse"]["true"])
+    if text:
+        add_warning(result, text.replace("mode collapse: ", "mode collapse on the true images: ", 1))
     atomic_write_json(out / "reliance.json", result)
     return result
 

@@ -9,10 +9,13 @@ exit code (``--fail-on-collapse``) keeps its decision in a structured block of m
 
 Checks here:
 
-- **mode collapse** (:func:`collapse_check`): the most frequent prediction is written for at
-  least ``MOST_FREQUENT_SHARE`` (20%) of the studies — and at least twice, so that a set of 1–4
-  studies is not flagged for having a prediction at all — or fewer than ``DISTINCT_SHARE`` (50%)
-  of the predictions are distinct;
+- **mode collapse** (:func:`collapse_check`): predictions repeated across studies leave out the
+  findings those studies' references state, for at least ``HIDDEN_SHARE`` (20%) of the studies
+  whose references state any (and at least ``MIN_HIDDEN``, 2), and at least ``BLINDNESS`` (half)
+  as often as the same predictions handed out regardless of the images would. Repetition alone
+  is no evidence (one normal report for every normal film is what a good model writes); the
+  figures come from ``diversity.repetition``; the thresholds and the runs they were chosen on are
+  in doc/evaluation.md ("Mode collapse: what the repetition hides");
 - **no better than a constant report**: the headline figure of the model does not exceed that of
   the constant most-common-reference report, or that of the best constant claim of findings
   (``clinical.best_constant``);
@@ -21,8 +24,9 @@ Checks here:
 
 from __future__ import annotations
 
-MOST_FREQUENT_SHARE = 0.20
-DISTINCT_SHARE = 0.50
+HIDDEN_SHARE = 0.20
+BLINDNESS = 0.50
+MIN_HIDDEN = 2
 
 
 def add_warning(metrics: dict, text: str) -> None:
@@ -42,36 +46,53 @@ def lines_note(lines: list[int], limit: int = 10) -> str:
     return f"line{'s' if len(lines) > 1 else ''} {shown}{more}"
 
 
-def collapse_check(predictions: dict, n: int) -> dict:
-    """The collapse decision from the diversity block of the predictions (``text_diversity``)."""
-    top_share = predictions["most_frequent_share"]
-    top_count = predictions["most_frequent_count"]
-    distinct_share = predictions["distinct_share"]
+def _shown(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def collapse_check(rep: dict, labeler: str) -> dict:
+    """The collapse decision from what the repeated predictions hide (``diversity.repetition``)."""
     reasons = []
-    if top_count >= 2 and top_share >= MOST_FREQUENT_SHARE:
+    top = rep["repeated"][0] if rep["repeated"] else None
+    if (
+        top is not None
+        and rep["hidden"] >= MIN_HIDDEN
+        and rep["hidden_share"] >= HIDDEN_SHARE
+        and rep["blindness"] >= BLINDNESS
+    ):
+        missed = ", ".join(f"{o} {c}" for o, c in list(top["missed"].items())[:3])
+        own = top["references_with_this_text"]
         reasons.append(
-            f"the most frequent prediction is written for {top_count} of {n} studies "
-            f"({top_share:.1%} >= {MOST_FREQUENT_SHARE:.0%})"
+            f"the same report for {top['count']} of {rep['studies']} studies, {top['hidden']} of which have "
+            f"findings it does not state (most often left out: {missed})"
+            + (f"; {own} of the references are this very text" if own else "")
         )
-    if distinct_share < DISTINCT_SHARE:
+        others = rep["repeated_predictions_hiding"] - 1
+        who = (
+            f"it and {others} other repeated prediction{'s' if others > 1 else ''} leave"
+            if others
+            else "it leaves"
+        )
         reasons.append(
-            f"only {predictions['distinct']} of {n} predictions are distinct "
-            f"({distinct_share:.1%} < {DISTINCT_SHARE:.0%})"
+            f"{who} out stated findings of {rep['hidden']} of the {rep['studies_with_findings']} studies whose "
+            f"references state any ({rep['hidden_share']:.1%} >= {HIDDEN_SHARE:.0%}), {rep['blindness']:.0%} of "
+            f"the {rep['expected_if_blind']:.1f} the same predictions would leave out if handed out at random "
+            f"(>= {BLINDNESS:.0%})"
         )
     return {
         "collapsed": bool(reasons),
-        "thresholds": {"most_frequent_share": MOST_FREQUENT_SHARE, "distinct_share": DISTINCT_SHARE},
+        "thresholds": {"hidden_share": HIDDEN_SHARE, "blindness": BLINDNESS, "min_hidden": MIN_HIDDEN},
+        "labeler": labeler,
         "reasons": reasons,
+        "report": top["text"] if reasons else None,
     }
 
 
-def collapse_warning(check: dict, most_frequent: str) -> str | None:
+def collapse_warning(check: dict) -> str | None:
     if not check["collapsed"]:
         return None
-    shown = most_frequent if len(most_frequent) <= 120 else most_frequent[:117] + "..."
     return (
-        f"mode collapse: {'; '.join(check['reasons'])}. The model writes the same report whatever the "
-        f'images show (most frequent, normalised: "{shown}")'
+        f'mode collapse: {"; ".join(check["reasons"])}. The report, normalised: "{_shown(check["report"])}"'
     )
 
 

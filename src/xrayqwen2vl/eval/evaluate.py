@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import InputFileError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text, refuse_output_over_inputs
 from .baselines import constant_description, most_common_text
 from .bootstrap import SampleTable, confidence_intervals
 from .chexpert_labeler import OBSERVATIONS, TOP5, label_report
@@ -265,6 +265,15 @@ def per_sample_rows(preds, samples, s: Scored) -> list[dict]:
     return rows
 
 
+# What evaluate writes into its --out folder.
+OUTPUT_FILES = ("metrics.json", "per_sample.jsonl", "report.html")
+
+
+def output_files(out_dir: str | Path, prefix: str = "OUT") -> dict[str, Path]:
+    """The files ``evaluate`` writes under ``out_dir``, by name (for the output guard)."""
+    return {f"{prefix}/{n}": Path(out_dir) / n for n in OUTPUT_FILES}
+
+
 def evaluate(
     predictions_path: str | Path,
     out_dir: str | Path,
@@ -281,6 +290,9 @@ def evaluate(
     """Evaluate ``generated_predictions.jsonl``; write metrics.json, per_sample.jsonl, report.html."""
     t0 = time.perf_counter()
     predictions_path = Path(predictions_path)
+    refuse_output_over_inputs(
+        output_files(out_dir), {"--predictions": predictions_path, "--images-from": images_from}
+    )
     if lang not in NORMALISATION:
         raise ValueError(f"--lang {lang}: unknown language (en or zh)")
     preds = read_predictions(predictions_path)

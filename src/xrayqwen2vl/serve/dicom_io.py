@@ -30,6 +30,7 @@ from PIL import Image
 
 from ..data.images import MAX_PIXELS, PASS_THROUGH_MODES, check_image, to_rgb
 from ..data.records import InputFileError
+from ..fileio import check_regular_file as _check_regular_file
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -50,19 +51,8 @@ def looks_like_dicom(path: Path) -> bool:
 
 
 def check_regular_file(p: Path) -> None:
-    """InputFileError unless ``p`` is a regular, non-empty file; decided from its metadata, so a
-    FIFO, a device or a folder is never opened (opening a FIFO would wait for a writer)."""
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise InputFileError(f"{p}: image file not found") from None
-    except OSError as e:
-        raise InputFileError(f"{p}: cannot read ({e.strerror or type(e).__name__})") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
-        raise InputFileError(f"{p}: not a regular file ({kind}); give an image file")
-    if st.st_size == 0:
-        raise InputFileError(f"{p}: image file is empty (0 bytes)")
+    """The shared regular-file check (``fileio.check_regular_file``) for an image path."""
+    _check_regular_file(p, "image file", allow_empty=False)
 
 
 def transfer_syntax(ds) -> tuple[str | None, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import InputFileError
-from ..fileio import atomic_write_json, atomic_write_text, refuse_output_over_inputs
+from ..fileio import atomic_write_json, atomic_write_text, check_regular_file, refuse_output_over_inputs
 from .baselines import constant_description, most_common_text
 from .bootstrap import SampleTable, confidence_intervals
 from .chexpert_labeler import OBSERVATIONS, TOP5, label_report
@@ -301,6 +301,10 @@ def evaluate(
         samples = read_dataset(images_from)
         match_dataset(preds, samples, predictions_path, images_from)
         media_dir = Path(media_dir) if media_dir is not None else Path(images_from).parent
+        if html:  # report.html shows them: a FIFO or a missing file is found now, not after scoring
+            for s in samples:
+                for rel in s.images:
+                    check_regular_file(media_dir / rel, "image file")
     out = check_output_folder(out_dir)  # before the work, not after it
 
     scored = score(preds, lang, keep_headers, meteor_timeout)

@@ -1,7 +1,10 @@
-"""Atomic file writes: a temporary file in the target folder, then a rename.
+"""Atomic file writes (a temporary file in the target folder, then a rename), and the checks every
+command makes on the paths it is given (doc/security.md): the one output guard, the one
+regular-file check, plain dataset names, the output folder, JSON that names its file.
 
-The file gets the mode any new file gets (``0o666`` less the process umask), as ``open(path, "w")``
-would give it: ``tempfile.mkstemp`` creates its file ``0o600``, which the rename would keep.
+A written file gets the mode any new file gets (``0o666`` less the process umask), as
+``open(path, "w")`` would give it: ``tempfile.mkstemp`` creates its file ``0o600``, which the
+rename would keep.
 """
 
 from __future__ import annotations
@@ -97,6 +100,13 @@ class AtomicJsonList:
 
 # ---------------------------------------------------------------- hostile inputs (doc/security.md)
 
+
+class InputFileError(ValueError):
+    """A malformed or refused input; the message names the file and the line or element.
+    (Defined here, on the ground floor, so the shared checks below can raise it; data.records
+    re-exports it, where the readers import it from.)"""
+
+
 # Names taken from an input (an archive member, a dataset key, a record id) are quoted in messages
 # cut to this many characters: a 300 MiB name must not become a 300 MiB error line.
 MAX_QUOTED = 120
@@ -121,8 +131,6 @@ def check_regular_file(
     decided from its metadata, so a FIFO, a device or a folder is never opened (opening a FIFO
     waits for a writer, for ever). Every reader of a user path checks it through here first.
     ``shown``: how messages name the file (default: the path)."""
-    from .data.records import InputFileError
-
     p = Path(path) if shown is None else shown
     try:
         st = os.stat(path)
@@ -148,8 +156,6 @@ def open_regular_file(path: str | Path) -> int:
     first and look after (one system call fewer per file, at collection scale): the open never
     waits (``O_NONBLOCK``: a FIFO would wait for a writer) and anything but a regular file is
     closed again and refused with the words of ``check_regular_file``. OSError as ``os.open``."""
-    from .data.records import InputFileError
-
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     st = os.fstat(fd)
     if stat.S_ISREG(st.st_mode):
@@ -184,8 +190,6 @@ def refuse_output_over_inputs(
     what the file is (its flag, or ``OUT/manifest.json``) to the path; ``inputs`` map the input's
     flag to its path (None: not given). Paths are compared resolved (links, ``..``), and as the
     same file (hard links) where both exist; called before anything is written."""
-    from .data.records import InputFileError
-
     given = {k: Path(v) for k, v in inputs.items() if v is not None and str(v) != ""}
     for name, out in outputs.items():
         for flag, src in given.items():
@@ -208,8 +212,6 @@ def loads_json(text: str | bytes, where: str):
     its line and column); what ``json`` raises besides (RecursionError for arrays nested
     thousands deep, ValueError for an integer over Python's 4,300-digit limit) becomes one
     InputFileError naming ``where`` (the file, and the line or record when known)."""
-    from .data.records import InputFileError
-
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -235,8 +237,6 @@ NAME_MAX = 255  # bytes in one file name (Linux, macOS)
 def check_plain_name(name: str, what: str) -> None:
     """InputFileError unless ``name`` is a plain dataset name (see ``PLAIN_NAME``); ``what``
     says where it came from (``--name``, ``--split (a key of data/dataset_info.json)``)."""
-    from .data.records import InputFileError
-
     if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
         raise InputFileError(
             f"{what} {quoted(name)}: use letters, digits, '.', '_' and '-' (not first): "
@@ -249,8 +249,6 @@ def check_plain_name(name: str, what: str) -> None:
 def make_output_folder(out: str | Path) -> bool:
     """Create the output folder ``out`` if needed; True when this call created it. One line
     naming it when it is a file or cannot be made (a name too long, no permission)."""
-    from .data.records import InputFileError
-
     out = Path(out)
     try:
         try:

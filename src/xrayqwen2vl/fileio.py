@@ -1,14 +1,20 @@
-"""Atomic file writes: a temporary file in the target folder, then a rename.
+"""Atomic file writes (a temporary file in the target folder, then a rename), and the checks every
+command makes on the paths it is given (doc/security.md): the one output guard, the one
+regular-file check, plain dataset names, the output folder, JSON that names its file.
 
-The file gets the mode any new file gets (``0o666`` less the process umask), as ``open(path, "w")``
-would give it: ``tempfile.mkstemp`` creates its file ``0o600``, which the rename would keep.
+A written file gets the mode any new file gets (``0o666`` less the process umask), as
+``open(path, "w")`` would give it: ``tempfile.mkstemp`` creates its file ``0o600``, which the
+rename would keep.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
+import sys
 import tempfile
 from pathlib import Path
 
@@ -90,3 +96,174 @@ class AtomicJsonList:
         self.file.close()
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
+
+
+# ---------------------------------------------------------------- hostile inputs (doc/security.md)
+
+
+class InputFileError(ValueError):
+    """A malformed or refused input; the message names the file and the line or element.
+    (Defined here, on the ground floor, so the shared checks below can raise it; data.records
+    re-exports it, where the readers import it from.)"""
+
+
+# Names taken from an input (an archive member, a dataset key, a record id) are quoted in messages
+# cut to this many characters: a 300 MiB name must not become a 300 MiB error line.
+MAX_QUOTED = 120
+
+
+def quoted(name: str, limit: int = MAX_QUOTED) -> str:
+    """``repr(name)``, cut to about ``limit`` characters (the length of the whole is said)."""
+    name = str(name)
+    if len(name) <= limit:
+        return repr(name)
+    return f"{name[:limit]!r}… ({len(name):,} characters)"
+
+
+def check_regular_file(
+    path: str | Path,
+    what: str = "file",
+    allow_empty: bool = True,
+    missing: str | None = None,
+    shown: str | None = None,
+) -> None:
+    """InputFileError unless ``path`` is a regular file (``allow_empty`` False: and not empty);
+    decided from its metadata, so a FIFO, a device or a folder is never opened (opening a FIFO
+    waits for a writer, for ever). Every reader of a user path checks it through here first.
+    ``shown``: how messages name the file (default: the path)."""
+    p = Path(path) if shown is None else shown
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(f"{p}: {missing or what + ' not found'}") from None
+    except (OSError, ValueError) as e:  # a NUL byte, a name too long, a symlink loop
+        raise InputFileError(
+            f"{p}: cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+        raise InputFileError(f"{p}: not a regular file ({kind}); give {_article(what)}")
+    if not allow_empty and st.st_size == 0:
+        raise InputFileError(f"{p}: {what} is empty (0 bytes)")
+
+
+def _article(what: str) -> str:
+    return ("an " if what[:1] in "aeiou" else "a ") + what
+
+
+def open_regular_file(path: str | Path) -> int:
+    """A read-only descriptor of ``path`` when it is a regular file, for readers that open
+    first and look after (one system call fewer per file, at collection scale): the open never
+    waits (``O_NONBLOCK``: a FIFO would wait for a writer) and anything but a regular file is
+    closed again and refused with the words of ``check_regular_file``. OSError as ``os.open``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode):
+        return fd
+    os.close(fd)
+    kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
+    raise InputFileError(f"{path}: not a regular file ({kind})")
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """``check_regular_file`` as a test: True for a regular file (a FIFO is never opened)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_output_over_inputs(
+    outputs: dict[str, str | Path],
+    inputs: dict[str, str | Path | None],
+    folders: dict[str, str | Path] | None = None,
+) -> None:
+    """The one output guard: InputFileError when an output file would replace an input, or an
+    output folder a command fills (``folders``) holds an input. ``outputs`` and ``folders`` map
+    what the file is (its flag, or ``OUT/manifest.json``) to the path; ``inputs`` map the input's
+    flag to its path (None: not given). Paths are compared resolved (links, ``..``), and as the
+    same file (hard links) where both exist; called before anything is written."""
+    given = {k: Path(v) for k, v in inputs.items() if v is not None and str(v) != ""}
+    for name, out in outputs.items():
+        for flag, src in given.items():
+            if _same_file(Path(out), src):
+                raise InputFileError(
+                    f"{out}: the output {name} is the input {flag} ({src}); choose another output"
+                )
+    for name, folder in (folders or {}).items():
+        inside = os.path.realpath(folder) + os.sep
+        for flag, src in given.items():
+            if os.path.realpath(src).startswith(inside):
+                raise InputFileError(
+                    f"{src}: the input {flag} is inside {folder}, which this command writes ({name}); "
+                    "choose another output"
+                )
+
+
+def loads_json(text: str | bytes, where: str):
+    """``json.loads`` for input files. ``json.JSONDecodeError`` passes through (each reader words
+    its line and column); what ``json`` raises besides (RecursionError for arrays nested
+    thousands deep, ValueError for an integer over Python's 4,300-digit limit) becomes one
+    InputFileError naming ``where`` (the file, and the line or record when known)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise InputFileError(f"{where}: JSON nested too deeply to read; refused") from None
+    except ValueError as e:
+        if "digits" in str(e):
+            raise InputFileError(
+                f"{where}: a JSON number with more than {sys.get_int_max_str_digits()} digits; refused"
+            ) from None
+        raise InputFileError(f"{where}: not valid JSON ({str(e)[:200]})") from None
+
+
+# A dataset name becomes file names inside an output folder (NAME_train.json, NAME_swapped.json):
+# no separators, no leading dot, and short enough that every file name made from it fits the
+# 255 bytes a file system allows.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+MAX_NAME = 100
+NAME_MAX = 255  # bytes in one file name (Linux, macOS)
+
+
+def check_plain_name(name: str, what: str) -> None:
+    """InputFileError unless ``name`` is a plain dataset name (see ``PLAIN_NAME``); ``what``
+    says where it came from (``--name``, ``--split (a key of data/dataset_info.json)``)."""
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise InputFileError(
+            f"{what} {quoted(name)}: use letters, digits, '.', '_' and '-' (not first): "
+            "it names files inside the output folder"
+        )
+    if len(name) > MAX_NAME:
+        raise InputFileError(f"{what} {quoted(name, 40)}: longer than {MAX_NAME} characters")
+
+
+def make_output_folder(out: str | Path) -> bool:
+    """Create the output folder ``out`` if needed; True when this call created it. One line
+    naming it when it is a file or cannot be made (a name too long, no permission)."""
+    out = Path(out)
+    try:
+        try:
+            created = not stat.S_ISDIR(os.stat(out).st_mode)
+            if created:
+                raise InputFileError(
+                    f"{quoted(str(out))}: exists and is not a folder (--out must be a folder)"
+                )
+        except FileNotFoundError:
+            created = True
+            if any(len(os.fsencode(part)) > NAME_MAX for part in out.parts):  # before any parent is made
+                raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG)) from None
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputFileError(
+            f"{quoted(str(out))}: cannot create the output folder ({e.strerror or type(e).__name__})"
+        ) from None
+    return created

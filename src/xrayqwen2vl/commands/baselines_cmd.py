@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
+RUNS = ("most_common", "nearest_neighbour")
+
 
 def run_baselines(args) -> int:
     from ..eval.baselines import most_common_report, nearest_neighbour_reports, write_predictions
-    from ..eval.evaluate import evaluate, summary_table
+    from ..eval.evaluate import evaluate, output_files, summary_table
     from ..eval.inputs import check_output_folder, read_dataset
     from ..eval.verdicts import warning_lines
+    from ..fileio import refuse_output_over_inputs
 
     train_path, test_path = Path(args.train), Path(args.test)
+    outputs = {}
+    for name in RUNS:
+        outputs[f"OUT/{name}/generated_predictions.jsonl"] = (
+            Path(args.out) / name / "generated_predictions.jsonl"
+        )
+        outputs.update(output_files(Path(args.out) / name, f"OUT/{name}"))
+    refuse_output_over_inputs(outputs, {"--train": train_path, "--test": test_path})
     train, test = read_dataset(train_path), read_dataset(test_path)
     train_media = Path(args.media_dir) if args.media_dir else train_path.parent
     test_media = Path(args.media_dir) if args.media_dir else test_path.parent

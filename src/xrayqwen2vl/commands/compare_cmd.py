@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _WS = re.compile(r"\s+")
 
@@ -11,8 +12,16 @@ def run_compare(args) -> int:
     from ..data.records import InputFileError
     from ..eval.bootstrap import paired_comparison
     from ..eval.evaluate import load_run
-    from ..fileio import atomic_write_json
+    from ..fileio import atomic_write_json, refuse_output_over_inputs
 
+    if args.out:
+        refuse_output_over_inputs(
+            {"--out": args.out},
+            {
+                f"{args.run_a}/per_sample.jsonl": Path(args.run_a) / "per_sample.jsonl",
+                f"{args.run_b}/per_sample.jsonl": Path(args.run_b) / "per_sample.jsonl",
+            },
+        )
     a, rows_a = load_run(args.run_a)
     b, rows_b = load_run(args.run_b)
     if len(rows_a) != len(rows_b):

@@ -47,7 +47,14 @@ def run_counterfactual(args) -> int:
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if any(k not in KINDS for k in kinds) or not kinds:
         raise ValueError(f"--kinds {args.kinds}: expected a comma-separated subset of {','.join(KINDS)}")
-    manifest = write_counterfactuals(args.dataset_dir, args.split, args.seed, kinds, args.media_dir)
+    manifest = write_counterfactuals(
+        args.dataset_dir,
+        args.split,
+        args.seed,
+        kinds,
+        args.media_dir,
+        {"--predict-config": args.predict_config},
+    )
     print(
         f"{args.split}: {manifest['studies']} studies, {manifest['images']} images "
         f"({manifest['studies_without_images']} studies without images kept as they are)"

@@ -9,8 +9,9 @@ import io
 def run_label(args) -> int:
     from ..eval.chexpert_labeler import OBSERVATIONS, label_report
     from ..eval.inputs import read_reports
-    from ..fileio import atomic_write_text, spreadsheet_safe
+    from ..fileio import atomic_write_text, refuse_output_over_inputs, spreadsheet_safe
 
+    refuse_output_over_inputs({"--out": args.out}, {"REPORTS": args.reports})
     reports = read_reports(args.reports)
     buf = io.StringIO()
     # CRLF rows (RFC 4180): the writer then quotes a cell holding a bare CR too, which with "\n"

@@ -244,7 +244,8 @@ def register(sub) -> None:
         help="fast (default): read each image's structure without decoding it (header, declared "
         "size, the JPEG end-of-image marker or the PNG chunks through IEND: catches truncated and "
         "corrupt downloads), and decode only the images whose view the source does not state (to "
-        "tell frontal from lateral); full: decode every image as well (JPEG in draft mode), in "
+        "tell frontal from lateral) and those that get an RGB copy (not 8-bit grey or RGB; every "
+        "image under --max-pixels); full: decode every image as well (JPEG in draft mode), in "
         "--workers processes",
     )
     p.add_argument(

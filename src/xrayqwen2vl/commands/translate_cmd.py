@@ -14,11 +14,13 @@ def run_translate(args) -> int:
         TranslateError,
         check_endpoint,
         make_client,
+        refuse_outputs_over_inputs,
         translate_datasets,
         translate_one,
     )
 
     out = Path(args.out)
+    refuse_outputs_over_inputs([Path(p) for p in args.input], out, args.cache)
     cache = Cache(Path(args.cache) if args.cache else out / "translations.jsonl")
     client = make_client(args.base_url, args.api_key, args.timeout)
     try:

@@ -30,8 +30,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..fileio import atomic_write_bytes, atomic_write_json, dump_json
+from ..fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    check_plain_name,
+    check_regular_file,
+    dump_json,
+    quoted,
+    refuse_output_over_inputs,
+)
 from .formats.common import load_json
+from .images import MAX_PIXELS
 from .records import InputFileError
 
 SWAPPED, BLANK = "swapped", "blank"
@@ -84,8 +93,8 @@ def _read_split(dataset_dir: Path, split: str) -> tuple[dict, Path, list[dict]]:
     info = load_json(info_path, "dataset_info.json (run `xrayqwen2vl prepare` first)")
     entry = info.get(split) if isinstance(info, dict) else None
     if not isinstance(entry, dict) or not isinstance(entry.get("file_name"), str):
-        known = ", ".join(sorted(info)) if isinstance(info, dict) else "none"
-        raise InputFileError(f"{info_path}: no dataset {split!r} with a file_name (datasets: {known})")
+        known = ", ".join(quoted(k, 40) for k in sorted(info)[:20]) if isinstance(info, dict) else "none"
+        raise InputFileError(f"{info_path}: no dataset {quoted(split)} with a file_name (datasets: {known})")
     path = dataset_dir / entry["file_name"]
     samples = load_json(path, f"split file (named by {info_path} for {split!r})")
     if not isinstance(samples, list) or not samples:
@@ -99,10 +108,21 @@ def _read_split(dataset_dir: Path, split: str) -> tuple[dict, Path, list[dict]]:
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
     try:
+        check_regular_file(path, "image file")
+    except InputFileError as e:
+        raise InputFileError(
+            f"{where}: cannot read image {path} ({str(e).removeprefix(f'{path}: ')})"
+        ) from None
+    try:
         with Image.open(path) as im:
-            return im.size
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"{where}: cannot read image {path} ({e})") from None
+            size = im.size
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputFileError(f"{where}: cannot read image {path} ({type(e).__name__})") from None
+    if size[0] * size[1] > MAX_PIXELS:
+        raise InputFileError(
+            f"{where}: image {path} is {size[0]}x{size[1]} pixels, more than {MAX_PIXELS:,}; refused"
+        )
+    return size
 
 
 def _blank_images(samples: list[dict], split_path: Path, media_dir: Path, blank_dir: Path) -> list[list[str]]:
@@ -129,14 +149,24 @@ def write_counterfactuals(
     seed: int = 0,
     kinds: tuple[str, ...] = KINDS,
     media_dir: str | Path | None = None,
+    other_inputs: dict | None = None,
 ) -> dict:
-    """Write the counterfactual splits of ``split`` (see the module doc); return the manifest."""
+    """Write the counterfactual splits of ``split`` (see the module doc); return the manifest.
+    ``split`` is a key of dataset_info.json, as untrusted as the file: a plain name only, so
+    every output stays in the dataset folder. ``other_inputs`` (flag: path) are the command's
+    other input files, which no output may replace."""
     dataset_dir = Path(dataset_dir)
     media = Path(media_dir) if media_dir is not None else dataset_dir
     unknown = [k for k in kinds if k not in KINDS]
     if unknown or not kinds:
         raise ValueError(f"kinds {list(kinds)}: expected some of {', '.join(KINDS)}")
+    check_plain_name(split, f"--split (a dataset of {dataset_dir / 'dataset_info.json'})")
     info, split_path, samples = _read_split(dataset_dir, split)
+    refuse_output_over_inputs(
+        {f"DATASET_DIR/{n}": dataset_dir / n for n in output_names(split)},
+        {"the split file": split_path, **(other_inputs or {})},
+        {f"DATASET_DIR/{counterfactual_name(split, BLANK)}": dataset_dir / counterfactual_name(split, BLANK)},
+    )
     counts = [len(s.get("images", [])) for s in samples]
     if sum(1 for c in counts if c) < 2:
         raise InputFileError(f"{split_path}: fewer than two studies with images: nothing to swap")
@@ -185,6 +215,12 @@ def write_counterfactuals(
     atomic_write_json(dataset_dir / "dataset_info.json", info)
     atomic_write_json(dataset_dir / f"{split}_counterfactual.json", manifest)
     return manifest
+
+
+def output_names(split: str) -> list[str]:
+    """The files ``write_counterfactuals`` writes in the dataset folder for ``split``."""
+    names = [f"{counterfactual_name(split, kind)}.json" for kind in KINDS]
+    return [*names, "dataset_info.json", f"{split}_counterfactual.json"]
 
 
 def predict_overrides(output_dir: str, split: str, kind: str) -> list[str]:

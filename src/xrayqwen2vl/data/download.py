@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..fileio import check_regular_file, loads_json, quoted
 from .records import InputFileError
 
 DEFAULT_BASE_URL = "https://openi.nlm.nih.gov/imgs/collections/"
@@ -43,6 +44,10 @@ MAX_RATIO = 100  # unpacked bytes per archive byte (gzip can reach about 1,000)
 MIN_CAP = 64 << 20  # small archives may always unpack to this much
 MAX_UNPACKED = 8 << 30  # and no archive to more than this
 MAX_MEMBERS = 100_000
+# Extended headers (GNU long name / long link, PAX records) are read whole into memory by
+# tarfile before the member they describe is seen: their size is capped before it reads them.
+# A real one holds a path of a few hundred bytes; tests lower the cap.
+MAX_HEADER = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -167,14 +172,40 @@ def unpack_cap(archive_size: int) -> int:
     return min(MAX_UNPACKED, max(MIN_CAP, MAX_RATIO * archive_size))
 
 
+class _HeaderTooLarge(Exception):
+    def __init__(self, kind: str, size: int, offset: int):
+        super().__init__(kind, size, offset)
+        self.kind, self.size, self.offset = kind, size, offset
+
+
+_EXTENDED = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long-name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long-link",
+    tarfile.XHDTYPE: "PAX",
+    tarfile.XGLTYPE: "PAX global",
+    tarfile.SOLARIS_XHDTYPE: "PAX (Solaris)",
+}
+
+
+class _CappedTarInfo(tarfile.TarInfo):
+    """A TarInfo whose extended headers are refused when they declare more than ``MAX_HEADER``
+    bytes, before tarfile reads them (it reads them whole, so the size must be checked first)."""
+
+    def _proc_member(self, tarfile):
+        kind = _EXTENDED.get(self.type)
+        if kind is not None and self.size > MAX_HEADER:
+            raise _HeaderTooLarge(kind, self.size, self.offset)
+        return super()._proc_member(tarfile)
+
+
 def _member_path(archive: Path, member: tarfile.TarInfo) -> str:
     """The member's normalised relative path, or InputFileError when it must not be unpacked."""
     name = member.name
-    where = f"{archive}: member {name!r}"
+    where = f"{archive}: member {quoted(name)}"
     if member.issym() or member.islnk():
         kind = "symbolic" if member.issym() else "hard"
         raise InputFileError(
-            f"{where} is a {kind} link (to {member.linkname!r}); links are refused, "
+            f"{where} is a {kind} link (to {quoted(member.linkname)}); links are refused, "
             "the Open-i archives hold files and folders only"
         )
     if not (member.isreg() or member.isdir()):
@@ -190,8 +221,18 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> str:
 def _unpack(archive: Path, dest: Path, cap: int, max_members: int) -> None:
     """Write the files and folders of ``archive`` under ``dest`` (an empty folder), one member
     at a time, checking each before anything of it is written."""
+    try:
+        _unpack_members(archive, dest, cap, max_members)
+    except _HeaderTooLarge as e:
+        raise InputFileError(
+            f"{archive}: a {e.kind} extended header at byte {e.offset} declares {e.size:,} bytes, more "
+            f"than {MAX_HEADER:,}; refused (a real one holds a path or a few attributes)"
+        ) from None
+
+
+def _unpack_members(archive: Path, dest: Path, cap: int, max_members: int) -> None:
     total = count = 0
-    with tarfile.open(archive) as tar:
+    with tarfile.open(archive, tarinfo=_CappedTarInfo) as tar:
         for member in tar:
             count += 1
             if count > max_members:
@@ -200,7 +241,7 @@ def _unpack(archive: Path, dest: Path, cap: int, max_members: int) -> None:
             total += member.size
             if total > cap:
                 raise InputFileError(
-                    f"{archive}: unpacks to more than {_mib(cap)} (member {member.name!r} declares "
+                    f"{archive}: unpacks to more than {_mib(cap)} (member {quoted(member.name)} declares "
                     f"{_mib(member.size)}); refused as a possible archive bomb (cap: {MAX_RATIO} times "
                     f"the archive's size, at least {_mib(MIN_CAP)}, at most {_mib(MAX_UNPACKED)})"
                 )
@@ -240,10 +281,10 @@ def extract(
         try:
             _unpack(archive, dest, cap, max_members)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise InputFileError(f"{archive}: cannot unpack ({e})") from None
+            raise InputFileError(f"{archive}: cannot unpack ({quoted(str(e))})") from None
         produced = tmp / result
         if not produced.is_dir():
-            found = ", ".join(sorted(p.name for p in tmp.iterdir())[:5])
+            found = ", ".join(quoted(n, 60) for n in sorted(p.name for p in tmp.iterdir())[:5])
             raise InputFileError(
                 f"{archive}: expected a folder {result}/ inside, found: {found or 'nothing'}"
             )
@@ -251,6 +292,29 @@ def extract(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return sum(1 for p in target.rglob("*") if p.is_file())
+
+
+def _read_record(path: Path) -> dict:
+    """``OUT/download.json`` of an earlier run: {archive name: {"size": int, "sha256": hex, …}}.
+    An entry without a size or a SHA-256 cannot vouch for its file: the file is then refused
+    below unless it matches, which it cannot, so say so here, naming the file and the entry."""
+    if not path.exists():
+        return {}
+    check_regular_file(path, "download record")
+    try:
+        record = loads_json(path.read_bytes(), str(path))
+    except json.JSONDecodeError as e:
+        raise InputFileError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
+    if not isinstance(record, dict):
+        raise InputFileError(f"{path}: expected a JSON object (archive name: size and SHA-256)")
+    for name, entry in record.items():
+        ok = isinstance(entry, dict) and isinstance(entry.get("size"), int)
+        if not ok or not isinstance(entry.get("sha256"), str):
+            raise InputFileError(
+                f"{path}: entry {quoted(name)}: expected an object with an integer size and a sha256 "
+                "text; delete the file (and the archives) to start again"
+            )
+    return record
 
 
 def download(
@@ -266,9 +330,14 @@ def download(
     """Fetch (with resume and retries), verify and unpack the chosen archives; return a record
     that is also written to ``OUT/download.json``."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DownloadError(f"{out}: exists and is not a folder (--out must be a folder)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DownloadError(f"{out}: cannot create the folder ({e.strerror or type(e).__name__})") from None
     record_path = out / "download.json"
-    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    record = _read_record(record_path)
     for key in which:
         arc = ARCHIVES[key]
         url = base_url.rstrip("/") + "/" + arc.name
@@ -286,7 +355,7 @@ def download(
         if arc.sha256 and digest != arc.sha256:
             raise DownloadError(f"{dest}: SHA-256 {digest} does not match the published {arc.sha256}")
         known = record.get(arc.name)
-        if known and (known["size"], known["sha256"]) != (size, digest):
+        if known and (known.get("size"), known.get("sha256")) != (size, digest):
             raise DownloadError(
                 f"{dest}: differs from the file recorded in {record_path}; delete it to fetch again"
             )

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..fileio import check_regular_file
+from .records import InputFileError
+
 # Real chest radiographs are up to about 4k x 4k (16 Mpx); anything far beyond is refused as a
 # possible decompression bomb before its pixels are decoded.
 MAX_PIXELS = 50_000_000
@@ -105,12 +108,9 @@ def mirror_symmetry(img: Image.Image) -> float:
 def check_image(path: Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
     """Open, size-check, fully decode and measure one image; never raises."""
     try:
-        if not path.is_file():
-            return ImageCheck(False, "image file not found")
-        if path.stat().st_size == 0:
-            return ImageCheck(False, "image file is empty (0 bytes)")
-    except (OSError, ValueError) as e:  # a NUL byte in the name, a path the system refuses
-        return ImageCheck(False, f"image file cannot be opened ({e})")
+        check_regular_file(path, "image file", allow_empty=False, shown="")
+    except InputFileError as e:  # not there, empty, a FIFO (never opened), a NUL byte in the name
+        return ImageCheck(False, str(e).removeprefix(": "))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

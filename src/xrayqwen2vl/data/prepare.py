@@ -10,30 +10,36 @@ its sample or under ``images_not_used``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import re
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
 
 from .. import __version__
-from ..fileio import AtomicJsonList, atomic_write_json, dump_json
+from ..fileio import (
+    AtomicJsonList,
+    atomic_write_json,
+    check_plain_name,
+    check_regular_file,
+    dump_json,
+    loads_json,
+    make_output_folder,
+    refuse_output_over_inputs,
+)
 from .formats.registry import get_form
 from .images import PASS_THROUGH_MODES, ImageCheck, ImagesFolder, write_copy
 from .records import ImageRef, InputFileError, Report, Skipped, UnusedImage
 from .splits import HASH_RULE, SPLITS, PublishedSplit, hash_split, hash_unit
 from .text import DEFAULT_PROMPTS, build_target, clean_section, placeholder_in, script_of
-from .verify import VERIFY_MODES, check_in_order
+from .verify import VERIFY_MODES, check_in_order, worker_pool
 
 VIEW_MODES = ("both", "frontal", "each")
-# A dataset name becomes file names inside --out: no separators, no leading dot.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # --split with a split table: the share of the table's studies that must be found in the input.
 MIN_MATCHED = 0.95
 SCRIPT_NAMES = {"en": "Latin", "zh": "Chinese (Han)"}
@@ -66,11 +72,7 @@ def check_options(options: PrepareOptions) -> None:
         )
     if options.views not in VIEW_MODES:
         raise ValueError(f"--views {options.views!r}: expected one of {', '.join(VIEW_MODES)}")
-    if not NAME_PATTERN.fullmatch(options.name):
-        raise InputFileError(
-            f"--name {options.name!r}: use letters, digits, '.', '_' and '-' (not first): "
-            "it names files inside --out"
-        )
+    check_plain_name(options.name, "--name")
 
 
 def dataset_info_entry(file_name: str) -> dict:
@@ -91,14 +93,13 @@ def dataset_info_entry(file_name: str) -> dict:
 def load_translations(path: str | Path) -> dict[str, str]:
     """The translate cache (JSONL of ``{"source": en, "translation": zh}``) as a dict."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: translations file not found")
+    check_regular_file(path, "translations file")
     table: dict[str, str] = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads_json(line, f"{path}: line {n}")
             table[obj["source"]] = obj["translation"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise InputFileError(f'{path}: line {n}: expected {{"source": …, "translation": …}}') from None
@@ -108,8 +109,7 @@ def load_translations(path: str | Path) -> dict[str, str]:
 def load_prompts(path: str | Path) -> list[str]:
     """One prompt per non-empty line; a literal media placeholder is refused."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: prompts file not found")
+    check_regular_file(path, "prompts file")
     prompts = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         line = line.strip()
@@ -461,6 +461,7 @@ class ImageCopies:
         self.inputs = inputs  # resolved input files no copy may be written to
         self.copy_of: dict[Path, str] = {}  # source -> copy, relative to out_dir
         self.source_of: dict[str, Path] = {}  # copy -> source
+        self.created: list[Path] = []  # copies this run wrote where there was none: undone on failure
 
     def add(self, src: Path) -> str:
         if src in self.copy_of:
@@ -481,23 +482,58 @@ class ImageCopies:
         return copy
 
     def write(self, max_pixels: int | None, workers: int, progress: bool) -> int:
+        """Write the copies. Their images were decoded by the check stage, so a copy failing
+        here is rare (memory, a file changed meanwhile); it stops the run with one line naming
+        the image, and ``discard`` then removes every copy this run made."""
         jobs = [(src, self.out_dir / copy, max_pixels) for copy, src in sorted(self.source_of.items())]
         bar = tqdm(total=len(jobs), desc="copies", unit="img", disable=not progress or not jobs)
-        if workers <= 1 or len(jobs) < 64:
-            for job in jobs:
-                _copy_job(job)
+        failed = None
+        try:
+            if workers <= 1 or len(jobs) < 64:
+                results = map(_copy_job, jobs)
+            else:
+                pool = worker_pool(workers)
+                results = pool.map(_copy_job, jobs, chunksize=16)
+            for (src, dest, _), (created, error) in zip(jobs, results, strict=False):
+                if created:
+                    self.created.append(dest)
+                if error and failed is None:
+                    failed = f"{src}: cannot write its RGB copy ({error}); the run is stopped"
                 bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(_copy_job, jobs, chunksize=16):
-                    bar.update()
-        bar.close()
+        finally:
+            if workers > 1 and len(jobs) >= 64:
+                pool.shutdown(wait=True, cancel_futures=True)
+            bar.close()
+        if failed:
+            raise InputFileError(failed)
         return len(jobs)
 
+    def discard(self) -> None:
+        """Remove the copies this run created, and the folders left empty by that."""
+        for dest in self.created:
+            dest.unlink(missing_ok=True)
+        top = self.out_dir / "images"
+        for dest in self.created:
+            folder = dest.parent
+            while folder != top and top in folder.parents:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+                folder = folder.parent
+        with contextlib.suppress(OSError):
+            top.rmdir()
 
-def _copy_job(args: tuple[Path, Path, int | None]) -> str:
+
+def _copy_job(args: tuple[Path, Path, int | None]) -> tuple[bool, str | None]:
+    """(whether the copy is new, None) or (whether written, the reason it failed)."""
     src, dest, max_pixels = args
-    return write_copy(src, dest, max_pixels)
+    new = not dest.exists()
+    try:
+        write_copy(src, dest, max_pixels)
+    except Exception as e:  # Pillow raises many types for data it cannot decode
+        return False, f"{type(e).__name__}: {str(e)[:200]}"
+    return new, None
 
 
 class SampleWriter:
@@ -602,6 +638,8 @@ def prepare_dataset(
     images_dir = Path(images_dir)
     if not images_dir.is_dir():
         raise InputFileError(f"{images_dir}: images folder not found")
+    files, folders = output_paths(Path(out_dir), options.name)
+    refuse_output_over_inputs(files, inputs, folders)
     use_table = split_table is not None and options.split != "hash"
     run = Run(
         options,
@@ -658,7 +696,10 @@ def stream_studies(records: Iterable, run: Run) -> Iterator[Study]:
     studies = check_language(studies, ledger, options)
     studies = take_published_split(studies, ledger, options, run.split_table)
     studies = claim_images(studies, run.folder)
-    studies = check_images(studies, ledger, options.verify_images, run.workers)
+    # Every image gets a copy under --max-pixels: decode each now, so one that cannot be decoded
+    # is a skipped image with its reason, not a failed copy after its sample was written.
+    verify = "full" if options.max_pixels else options.verify_images
+    studies = check_images(studies, ledger, verify, run.workers)
     studies = choose_views(studies, ledger, options.views)
     return assign_splits(studies, options, run.record)
 
@@ -671,8 +712,7 @@ def write_samples(
     copies, and the split files put in place. A run that stops leaves nothing behind (an output
     folder it created is removed when empty). Returns (studies kept, the writer, copies made)."""
     options, ledger = run.options, run.ledger
-    created = not out_dir.exists()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    created = make_output_folder(out_dir)
     writer = None
     try:
         copies = ImageCopies(out_dir, options.name, run.folder, _input_files(inputs))
@@ -690,6 +730,7 @@ def write_samples(
     except BaseException:
         if writer is not None:
             writer.discard()
+            copies.discard()
         if created and not any(out_dir.iterdir()):
             out_dir.rmdir()
         raise
@@ -726,6 +767,15 @@ def _counts(ledger: Ledger, kept: int, writer: SampleWriter, n_copies: int) -> d
         "image_copies": n_copies,
         "notes": dict(sorted(notes.items())),
     }
+
+
+def output_paths(out_dir: Path, name: str) -> tuple[dict[str, Path], dict[str, Path]]:
+    """What a prepare run writes, for the output guard: its files, and the folder of its image
+    copies."""
+    files = {f"OUT/{name}_{s}.json": out_dir / f"{name}_{s}.json" for s in SPLITS}
+    files["OUT/dataset_info.json"] = out_dir / "dataset_info.json"
+    files["OUT/manifest.json"] = out_dir / "manifest.json"
+    return files, {f"OUT/images/{name}": out_dir / "images" / name}
 
 
 def write_outputs(out_dir: Path, name: str, manifest: dict) -> None:
@@ -794,7 +844,7 @@ def _read_json_object(path: Path) -> dict:
     if not path.exists():
         return {}
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = loads_json(path.read_text(encoding="utf-8"), str(path))
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(obj, dict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..fileio import InputFileError  # noqa: F401  (its home; the readers import it from here)
+
 
 @dataclass
 class ImageRef:
@@ -64,7 +66,3 @@ class UnusedImage:
     report: str
     image: str
     reason: str
-
-
-class InputFileError(ValueError):
-    """A malformed input file; the message names the file and the line or element."""

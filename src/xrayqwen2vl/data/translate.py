@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, check_regular_file, loads_json, refuse_output_over_inputs
 from .records import InputFileError
 from .text import DEFAULT_PROMPTS, SECTION_NAMES, build_target, clean_section, placeholder_in
 
@@ -39,7 +39,8 @@ SYSTEM_PROMPT = (
 # (plus a margin for very short texts) is far beyond any honest answer.
 MAX_ANSWER_RATIO = 4
 MAX_ANSWER_EXTRA = 200
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls but tab and newlines, DEL, and the C1 controls (\x9b is a terminal's CSI).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _FINDINGS = SECTION_NAMES["en"]["findings"] + ": "
 _IMPRESSION = SECTION_NAMES["en"]["impression"] + ": "
 
@@ -66,30 +67,60 @@ def split_target(text: str) -> dict[str, str]:
     return {"text": text}
 
 
+# How every line of a cache we write begins (``Cache.add``): a line cut by a kill is dropped only
+# when it begins so, and only after every complete line has been checked.
+_CACHE_LINE_START = b'{"source": '
+
+
 class Cache:
-    """The JSONL translation cache; appends are flushed and synced one line at a time."""
+    """The JSONL translation cache; appends are flushed and synced one line at a time.
+
+    The file is validated before anything is changed: every complete line must be a
+    ``{"source": …, "translation": …}`` record. The one repair, dropping a last line cut by a
+    kill, is made only to a file that is such a cache, on a line that began as one of ours; any
+    other file named by ``--cache`` is an error naming it and its line, and is left untouched."""
 
     def __init__(self, path: Path):
         self.path = path
         self.table: dict[str, str] = {}
         self.lock = threading.Lock()
         if path.exists():
+            check_regular_file(path, "translation cache")
             data = path.read_bytes()
-            if data and not data.endswith(b"\n"):  # a line cut by a kill: drop it
-                data = data[: data.rfind(b"\n") + 1]
-                with open(path, "r+b") as f:
-                    f.truncate(len(data))
-            for n, line in enumerate(data.decode("utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                    self.table[obj["source"]] = obj["translation"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise InputFileError(
-                        f'{path}: line {n}: expected {{"source": …, "translation": …}}'
-                    ) from None
+            lines = data.split(b"\n")
+            cut = lines.pop()  # b"" when the file ends with a newline
+            for n, line in enumerate(lines, start=1):
+                self._load_line(n, line)
+            if cut:
+                self._repair_cut(len(lines) + 1, cut, len(data))
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _repair_cut(self, n: int, cut: bytes, size: int) -> None:
+        """The last line has no newline. A whole record gets its newline; the start of one of
+        ours (a kill mid-write) is dropped; anything else is an error and the file stays as is."""
+        try:
+            self._load_line(n, cut)
+        except InputFileError:
+            if not cut.startswith(_CACHE_LINE_START) or b"\n" in cut:
+                raise
+            with open(self.path, "r+b") as f:  # a line cut by a kill: drop it
+                f.truncate(size - len(cut))
+            return
+        with open(self.path, "ab") as f:
+            f.write(b"\n")
+
+    def _load_line(self, n: int, line: bytes) -> None:
+        if not line.strip():
+            return
+        where = f"{self.path}: line {n}"
+        try:
+            obj = loads_json(line.decode("utf-8"), where)
+            source, translation = obj["source"], obj["translation"]
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            source = translation = None
+        if not isinstance(source, str) or not isinstance(translation, str):
+            raise InputFileError(f'{where}: expected {{"source": …, "translation": …}}')
+        self.table[source] = translation
 
     def add(self, source: str, translation: str) -> None:
         line = json.dumps({"source": source, "translation": translation}, ensure_ascii=False) + "\n"
@@ -104,6 +135,10 @@ class Cache:
 
 
 def make_client(base_url: str, api_key: str | None, timeout: float):
+    """The endpoint's client; ``timeout`` is a deadline for each request as a whole (connect,
+    send, headers and body), not only for each socket read: a server trickling a byte a second
+    cannot hold a request longer (see ``_deadline_transport``)."""
+    import httpx
     import openai
 
     return openai.OpenAI(
@@ -111,7 +146,69 @@ def make_client(base_url: str, api_key: str | None, timeout: float):
         api_key=api_key or os.environ.get("OPENAI_API_KEY") or "none",
         timeout=timeout,
         max_retries=0,
+        http_client=httpx.Client(transport=_deadline_transport(timeout), timeout=timeout),
     )
+
+
+# The deadline of the request this thread is making (a request runs in the thread that makes
+# it, body included, as the client reads the whole body before it returns).
+_request = threading.local()
+
+
+def _deadline_transport(seconds: float):
+    """An httpx transport whose socket reads and writes are each given at most the time left
+    until the request's deadline; past it, a read or write fails as a timeout (retried like any
+    timeout). httpx has no total timeout, only one per operation, hence this."""
+    import httpcore
+    import httpx
+
+    def left(timeout: float | None, error) -> float | None:
+        at = getattr(_request, "deadline", None)
+        if at is None:
+            return timeout
+        remaining = at - time.monotonic()
+        if remaining <= 0:
+            raise error(f"no answer within the {seconds:g} s of --timeout")
+        return remaining if timeout is None else min(timeout, remaining)
+
+    class Stream(httpcore.NetworkStream):
+        def __init__(self, stream):
+            self.stream = stream
+
+        def read(self, max_bytes, timeout=None):
+            return self.stream.read(max_bytes, left(timeout, httpcore.ReadTimeout))
+
+        def write(self, buffer, timeout=None):
+            self.stream.write(buffer, left(timeout, httpcore.WriteTimeout))
+
+        def close(self):
+            self.stream.close()
+
+        def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+            return Stream(
+                self.stream.start_tls(ssl_context, server_hostname, left(timeout, httpcore.ConnectTimeout))
+            )
+
+        def get_extra_info(self, info):
+            return self.stream.get_extra_info(info)
+
+    class Backend(httpcore.SyncBackend):
+        def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+            timeout = left(timeout, httpcore.ConnectTimeout)
+            return Stream(super().connect_tcp(host, port, timeout, local_address, socket_options))
+
+    class Transport(httpx.HTTPTransport):
+        def __init__(self):
+            super().__init__()
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(), network_backend=Backend()
+            )
+
+        def handle_request(self, request):
+            _request.deadline = time.monotonic() + seconds
+            return super().handle_request(request)
+
+    return Transport()
 
 
 def _retryable(e: Exception) -> bool:
@@ -132,8 +229,8 @@ def _reply_content(raw, text: str) -> str:
     url, body = raw.http_request.url, raw.http_response.text
     for_text = f"for {_snippet(text, 60)}"
     try:
-        obj = json.loads(body)
-    except ValueError:
+        obj = loads_json(body, url)
+    except (ValueError, RecursionError):
         raise TranslateError(f"{url}: reply is not JSON ({_snippet(body)}) {for_text}") from None
     try:
         content = obj["choices"][0]["message"]["content"]
@@ -205,6 +302,17 @@ def out_name(input_path: Path) -> str:
     return f"{stem}_zh.json"
 
 
+def refuse_outputs_over_inputs(inputs: list[Path], out_dir: Path, cache: str | None) -> None:
+    """Before the cache is opened: no file translate writes (the Chinese datasets, the
+    dataset_info.json beside them, the cache it appends to) is one of the --input files, and
+    the --cache is not a file it writes."""
+    outputs = {f"OUT/{out_name(p)}": out_dir / out_name(p) for p in inputs}
+    outputs["OUT/dataset_info.json"] = out_dir / "dataset_info.json"
+    given = {f"--input {p}": p for p in inputs}
+    refuse_output_over_inputs(outputs, {**given, "--cache": cache})
+    refuse_output_over_inputs({"--cache": cache or out_dir / "translations.jsonl"}, given)
+
+
 def translate_datasets(
     inputs: list[Path],
     out_dir: Path,
@@ -222,8 +330,9 @@ def translate_datasets(
 
     datasets = []
     for path in inputs:
+        check_regular_file(path, "dataset file")
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = loads_json(path.read_text(encoding="utf-8"), str(path))
         except (OSError, UnicodeDecodeError) as e:
             raise InputFileError(f"{path}: cannot read ({e})") from None
         except json.JSONDecodeError as e:

@@ -15,6 +15,9 @@ last bytes of each file:
 - both: the declared width × height within the pixel limit (a decompression bomb is refused before
   any pixel is decoded).
 - other formats: a full decode (they are rare; Pillow's own checks apply).
+- images that are not 8-bit grey or RGB (palette, alpha, 16-bit, CMYK): a full decode as well.
+  prepare writes an RGB copy of each, which decodes it anyway; decoding it here makes an
+  undecodable one a skipped image with its reason, found before any sample is written.
 
 What ``fast`` cannot see is damage inside the compressed data of a complete file (bytes flipped
 in the middle). ``full`` decodes every image as well: JPEGs in draft mode (libjpeg's DCT scaling
@@ -37,7 +40,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from .images import MAX_PIXELS, ImageCheck, check_image, mirror_symmetry
+from ..fileio import open_regular_file
+from .images import MAX_PIXELS, PASS_THROUGH_MODES, ImageCheck, check_image, mirror_symmetry
+from .records import InputFileError
 
 VERIFY_MODES = ("fast", "full")
 JPEG_SOI = b"\xff\xd8"
@@ -167,7 +172,9 @@ def _png_structure(fd: int, size: int, max_pixels: int) -> tuple[int, int, str]:
 def _structure(path: Path, max_pixels: int) -> tuple[ImageCheck, bool]:
     """(check, whether the image was fully decoded to get it)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = open_regular_file(path)  # a FIFO is never waited on
+    except InputFileError as e:
+        return ImageCheck(False, f"image {str(e).removeprefix(f'{path}: ')}"), False
     except FileNotFoundError:
         return ImageCheck(False, "image file not found"), False
     except IsADirectoryError:
@@ -201,8 +208,11 @@ def _structure(path: Path, max_pixels: int) -> tuple[ImageCheck, bool]:
 
 def fast_check(path: str | Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
     """Header and end-of-file structure of a JPEG or PNG (see the module docstring); other
-    formats get a full decode. Never raises."""
-    return _structure(Path(path), max_pixels)[0]
+    formats, and images that will need an RGB copy, get a full decode. Never raises."""
+    check, decoded = _structure(Path(path), max_pixels)
+    if check.ok and not decoded and check.mode not in PASS_THROUGH_MODES:
+        return full_check(path, max_pixels)
+    return check
 
 
 def full_check(path: str | Path, max_pixels: int = MAX_PIXELS) -> ImageCheck:
@@ -243,6 +253,30 @@ class _Batch:
         self.results: list[ImageCheck] | None = None
 
 
+# How often a worker process looks whether the run that started it is still there.
+PARENT_POLL_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker process: exit as soon as ``parent`` (the run) is gone, however it went (a
+    SIGKILL or SIGTERM leaves no time to shut the pool down, and the workers, waiting on their
+    task queue for ever, would be left behind as orphans)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """A process pool whose workers end with the run (see ``_exit_with_parent``)."""
+    return ProcessPoolExecutor(max_workers=workers, initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
 class _Pools:
     """One pool per mode, started when first needed: ``fast`` jobs wait on reads, so threads
     overlap them (several per worker); ``full`` jobs decode, so they go to worker processes."""
@@ -257,7 +291,7 @@ class _Pools:
             if b.mode == "fast":
                 pool = ThreadPoolExecutor(max_workers=min(32, FAST_THREADS_PER_WORKER * self.workers))
             else:
-                pool = ProcessPoolExecutor(max_workers=self.workers)
+                pool = worker_pool(self.workers)
             self.pools[b.mode] = pool
         b.future = pool.submit(_check_batch, (b.mode, b.paths))
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.images import MAX_PIXELS
 from ..data.records import InputFileError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_regular_file
 from .inputs import DatasetSample
 
 FEATURE_SIDE = 16
@@ -47,11 +48,16 @@ def most_common_report(train: list[DatasetSample]) -> tuple[str, int]:
 
 
 def image_feature(path: Path, side: int = FEATURE_SIDE) -> np.ndarray:
+    check_regular_file(path, "image file")  # a FIFO is never opened
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputFileError(
+                    f"{path}: {im.width}x{im.height} pixels, more than {MAX_PIXELS:,}; refused"
+                )
             small = im.convert("L").resize((side, side), Image.Resampling.BOX)
-    except (OSError, ValueError) as e:
-        raise InputFileError(f"{path}: cannot read image ({e})") from None
+    except (OSError, Image.DecompressionBombError) as e:
+        raise InputFileError(f"{path}: cannot read image ({type(e).__name__})") from None
     v = np.asarray(small, dtype=np.float64).ravel()
     v -= v.mean()
     norm = np.linalg.norm(v)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import InputFileError
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text, check_regular_file, refuse_output_over_inputs
 from .baselines import constant_description, most_common_text
 from .bootstrap import SampleTable, confidence_intervals
 from .chexpert_labeler import OBSERVATIONS, TOP5, label_report
@@ -296,6 +296,15 @@ def per_sample_rows(preds, samples, s: Scored) -> list[dict]:
     return rows
 
 
+# What evaluate writes into its --out folder.
+OUTPUT_FILES = ("metrics.json", "per_sample.jsonl", "report.html")
+
+
+def output_files(out_dir: str | Path, prefix: str = "OUT") -> dict[str, Path]:
+    """The files ``evaluate`` writes under ``out_dir``, by name (for the output guard)."""
+    return {f"{prefix}/{n}": Path(out_dir) / n for n in OUTPUT_FILES}
+
+
 def evaluate(
     predictions_path: str | Path,
     out_dir: str | Path,
@@ -315,6 +324,9 @@ def evaluate(
     order) to judge mode collapse by, instead of our rule labeler's."""
     t0 = time.perf_counter()
     predictions_path = Path(predictions_path)
+    refuse_output_over_inputs(
+        output_files(out_dir), {"--predictions": predictions_path, "--images-from": images_from}
+    )
     if lang not in NORMALISATION:
         raise ValueError(f"--lang {lang}: unknown language (en or zh)")
     preds = read_predictions(predictions_path)
@@ -330,6 +342,10 @@ def evaluate(
         samples = read_dataset(images_from)
         match_dataset(preds, samples, predictions_path, images_from)
         media_dir = Path(media_dir) if media_dir is not None else Path(images_from).parent
+        if html:  # report.html shows them: a FIFO or a missing file is found now, not after scoring
+            for s in samples:
+                for rel in s.images:
+                    check_regular_file(media_dir / rel, "image file")
     out = check_output_folder(out_dir)  # before the work, not after it
 
     scored = score(preds, lang, keep_headers, meteor_timeout)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..data.images import MAX_PIXELS
 from ..data.records import InputFileError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, check_regular_file
 from .baselines import constant_description
 from .chexpert_labeler import OBSERVATIONS, find_mentions
 from .nlg import NLG_KEYS
@@ -119,13 +120,22 @@ SCORE_ATTRS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougel": "ROUGE-L", "cide
 
 
 def _thumbnail(path: Path) -> str:
+    check_regular_file(path, "image file")  # a FIFO is never opened
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise InputFileError(
+                    f"{path}: {im.width}x{im.height} pixels, more than {MAX_PIXELS:,}; refused"
+                )
             im = im.convert("L")
             im.thumbnail((THUMB, THUMB))
             buf = io.BytesIO()
             im.save(buf, format="JPEG", quality=80)
-    except (OSError, ValueError) as e:
+    except (OSError, Image.DecompressionBombError) as e:
+        raise InputFileError(f"{path}: cannot read image ({type(e).__name__})") from None
+    except InputFileError:
+        raise
+    except ValueError as e:
         raise InputFileError(f"{path}: cannot read image ({e})") from None
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.records import InputFileError
+from ..fileio import check_regular_file, loads_json
 
 
 @dataclass
@@ -42,15 +44,14 @@ def decode_utf8(path: Path, n: int | None, raw: bytes) -> str:
 
 def read_jsonl(path: Path):
     """(line number, object) for each non-blank line of a JSON-lines file."""
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    check_regular_file(path, "JSON-lines file", missing="no such file")
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
             line = decode_utf8(path, n, raw).rstrip("\r\n")  # the newline is not part of the record
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                obj = loads_json(line, f"{path}:{n}")
             except json.JSONDecodeError as e:
                 raise InputFileError(f"{path}:{n}: not valid JSON ({e.msg} at column {e.colno})") from None
             if not isinstance(obj, dict):
@@ -64,6 +65,21 @@ def _string_field(path: Path, n: int, obj: dict, key: str) -> str:
     value = obj[key]
     if not isinstance(value, str):
         raise InputFileError(f'{path}:{n}: "{key}" must be a string, got {type(value).__name__}')
+    return _text_only(path, n, key, value)
+
+
+# A JSON escape like "\ud800" decodes to half of a UTF-16 pair, which no UTF-8 file can hold:
+# found at reading, naming the line, rather than when the outputs are written.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text_only(path: Path, n: int, key: str, value: str) -> str:
+    m = _LONE_SURROGATE.search(value)
+    if m:
+        raise InputFileError(
+            f'{path}:{n}: "{key}" holds a lone surrogate (\\u{ord(m.group()):04x} at character '
+            f"{m.start() + 1}), which is not text; fix the escape"
+        )
     return value
 
 
@@ -75,6 +91,7 @@ def read_predictions(path: str | Path) -> list[Prediction]:
         prompt = obj.get("prompt", "")
         if not isinstance(prompt, str):
             raise InputFileError(f'{path}:{n}: "prompt" must be a string, got {type(prompt).__name__}')
+        _text_only(path, n, "prompt", prompt)
         out.append(
             Prediction(
                 prompt, _string_field(path, n, obj, "predict"), _string_field(path, n, obj, "label"), n
@@ -99,7 +116,7 @@ def read_reports(path: str | Path) -> list[tuple[str, str]]:
         rid = obj["id"]
         if not isinstance(rid, (str, int)) or isinstance(rid, bool):
             raise InputFileError(f'{path}:{n}: "id" must be a string or an integer')
-        rid = str(rid)
+        rid = _text_only(path, n, "id", str(rid))
         if rid in seen:
             raise InputFileError(f'{path}:{n}: duplicate id "{rid}" (first on line {seen[rid]})')
         seen[rid] = n
@@ -112,10 +129,9 @@ def read_reports(path: str | Path) -> list[tuple[str, str]]:
 def read_dataset(path: str | Path) -> list[DatasetSample]:
     """One of our ShareGPT dataset files (a JSON list of {"messages": […], "images": […]})."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    check_regular_file(path, "dataset file", missing="no such file")
     try:
-        data = json.loads(decode_utf8(path, None, path.read_bytes()))
+        data = loads_json(decode_utf8(path, None, path.read_bytes()), str(path))
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
     if not isinstance(data, list):

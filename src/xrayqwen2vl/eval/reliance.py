@@ -27,9 +27,9 @@ from pathlib import Path
 
 from ..data.counterfactual import KINDS, counterfactual_name
 from ..data.records import InputFileError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, refuse_output_over_inputs
 from .bootstrap import paired_comparison
-from .evaluate import evaluate, load_run
+from .evaluate import evaluate, load_run, output_files
 from .inputs import read_predictions
 from .verdicts import add_warning, collapse_warning, warning_lines
 
@@ -109,6 +109,18 @@ def _dataset_for(images_from: Path | None, kind: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
+def _refuse_outputs_over_inputs(out: Path, true_path: Path, counterfactual: dict, images_from) -> None:
+    """Before anything is read or written: no file this run writes is one of its inputs."""
+    outputs = {"OUT/reliance.json": out / "reliance.json"}
+    for name in ("true", *counterfactual):
+        outputs.update(output_files(out / name, f"OUT/{name}"))
+    inputs = {"--true": true_path, **{f"--{k}": p for k, p in counterfactual.items()}}
+    inputs["--images-from"] = images_from
+    for kind in counterfactual:
+        inputs[f"the {kind} dataset"] = _dataset_for(images_from, kind)
+    refuse_output_over_inputs(outputs, inputs)
+
+
 def image_reliance(
     true_predictions: str | Path,
     counterfactual_predictions: dict[str, str | Path],
@@ -130,6 +142,7 @@ def image_reliance(
     out = Path(out_dir)
     true_path = Path(true_predictions)
     images_from = Path(images_from) if images_from is not None else None
+    _refuse_outputs_over_inputs(out, true_path, counterfactual_predictions, images_from)
     true_preds = read_predictions(true_path)
     paths = {kind: Path(p) for kind, p in counterfactual_predictions.items()}
     preds = {kind: read_predictions(p) for kind, p in paths.items()}

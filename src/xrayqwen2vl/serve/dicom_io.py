@@ -41,6 +41,7 @@ from PIL import Image
 
 from ..data.images import MAX_PIXELS, PASS_THROUGH_MODES, to_rgb
 from ..data.records import InputFileError
+from ..fileio import check_regular_file as _check_regular_file
 
 DICOM_SUFFIXES = {".dcm", ".dicom"}
 RASTER_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -114,19 +115,12 @@ def looks_like_dicom(path: Path) -> bool:
 
 
 def check_regular_file(p: Path) -> None:
-    """InputFileError unless ``p`` is a regular, non-empty file; decided from its metadata, so a
-    FIFO, a device or a folder is never opened (opening a FIFO would wait for a writer)."""
+    """The shared regular-file check (``fileio.check_regular_file``: metadata only, so a FIFO, a
+    device or a folder is never opened), its reason kept apart from the path (ViewError)."""
     try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise ViewError(p, "image file not found") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        raise ViewError(p, f"cannot read ({getattr(e, 'strerror', None) or type(e).__name__})") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
-        raise ViewError(p, f"not a regular file ({kind}); give an image file")
-    if st.st_size == 0:
-        raise ViewError(p, "image file is empty (0 bytes)")
+        _check_regular_file(p, "image file", allow_empty=False, shown="")
+    except InputFileError as e:
+        raise ViewError(p, str(e).removeprefix(": ")) from None
 
 
 def transfer_syntax(ds) -> tuple[str | None, str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from ..data.records import InputFileError
 from ..data.text import DEFAULT_PROMPTS
+from ..fileio import is_regular_file
 from .dicom_io import DICOM_SUFFIXES, RASTER_SUFFIXES, ViewError, open_view
 from .report import DISCLAIMER, MAX_IMAGES
 
@@ -272,7 +273,11 @@ def folder_examples(folder: Path, limit: int = 8) -> list[list[str]]:
     """Each PNG, JPEG or DICOM file of a folder as a one-view example."""
     if not folder.is_dir():
         raise InputFileError(f"{folder}: examples folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in RASTER_SUFFIXES | DICOM_SUFFIXES)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in RASTER_SUFFIXES | DICOM_SUFFIXES and is_regular_file(p)
+    )
     if not files:
         raise InputFileError(f"{folder}: no .png, .jpg, .jpeg or .dcm file to show as an example")
     return [[str(p)] for p in files[:limit]]

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from ...fileio import check_regular_file, loads_json
 from ..records import InputFileError
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -15,8 +16,7 @@ def read_text(path: str | Path, what: str) -> str:
     """A UTF-8 text file decoded with ``surrogateescape`` so that one record with bad bytes can
     be skipped with a reason instead of failing the whole file (see ``undecodable``)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: {what} not found")
+    check_regular_file(path, what)
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
@@ -34,7 +34,7 @@ def undecodable(**fields: str) -> str | None:
 def load_json(path: str | Path, what: str):
     text = read_text(path, what)
     try:
-        return json.loads(text)
+        return loads_json(text, str(path))
     except json.JSONDecodeError as e:
         raise InputFileError(f"{path}: line {e.lineno}, column {e.colno}: not valid JSON ({e.msg})") from None
 

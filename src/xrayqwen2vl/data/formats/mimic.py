@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ...fileio import check_regular_file
 from ..records import ImageRef, InputFileError, Report, Skipped
 from .common import undecodable
 from .mimic_sections import parse_report
@@ -266,7 +267,13 @@ class MimicCollection:
             where = f"; one is under p{elsewhere}" if elsewhere is not None else ""
             return Skipped(report_id, report_rel, f"no report file ({report_rel} not found{where})")
         try:
-            data = (self.reports_files.parent / report_rel).read_bytes()
+            path = self.reports_files.parent / report_rel
+            check_regular_file(path, "report file", shown=report_rel)
+            data = path.read_bytes()
+        except InputFileError as e:
+            return Skipped(
+                report_id, report_rel, f"report unreadable ({str(e).removeprefix(report_rel + ': ')})"
+            )
         except OSError as e:
             return Skipped(report_id, report_rel, f"report unreadable ({e.strerror})")
         text = data.decode("utf-8", errors="surrogateescape")

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from ...fileio import check_regular_file
 from ..records import ImageRef, InputFileError, Report, Skipped
 from .common import INDIANA, indiana_study
 from .registry import InputForm
@@ -24,6 +25,7 @@ def parse_report_xml(path: str | Path, display: str | None = None) -> Report:
     """
     path = Path(path)
     name = display or str(path)
+    check_regular_file(path, "report file", shown=name)  # before the parser opens it
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as e:

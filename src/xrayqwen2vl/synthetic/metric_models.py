@@ -1,0 +1,155 @@
+"""An offline model cache for the ReXrank metrics: RANDOM weights of the real architectures under
+the real model ids, so the metrics library's own loading and scoring code runs with no hub.
+
+The scores are meaningless (random weights); what it proves is that the code path works and what
+it costs. ``tiny=True`` gives small layers (tests); ``tiny=False`` the real sizes (the benchmark).
+Tokenizers are trained here on synthetic report text (byte-level BPE for RoBERTa, WordPiece for
+BERT): the real vocabularies are not to be had offline.
+
+Layout (what the libraries read; point the environment at it with ``cache_env(root)``):
+- ``ROOT/hf/hub/models--<org>--<name>/snapshots/<rev>/``: Hugging Face's cache (``HF_HOME``);
+- ``ROOT/xdg/chexbert/models--StanfordAIMI--RRG_scorers/…/chexbert.pth``: CheXbert's checkpoint,
+  where RadEval asks ``hf_hub_download`` for it (``XDG_CACHE_HOME``).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+REVISION = "0" * 40
+BERTSCORE_ID = "distilroberta-base"
+BERT_ID = "bert-base-uncased"
+RRG_SCORERS = "StanfordAIMI/RRG_scorers"
+
+_WORDS = (
+    "the heart size is normal mediastinal contour within limits lungs are clear no pleural effusion "
+    "pneumothorax focal consolidation airspace disease cardiomegaly mild moderate small large left right "
+    "bilateral lower upper lobe opacity atelectasis edema pulmonary vascular congestion degenerative changes "
+    "spine thoracic osseous structures intact stable unchanged compared prior study XXXX tube catheter "
+    "tip projects over silhouette enlarged nodule granuloma calcified scarring blunting costophrenic angle "
+    "impression findings acute cardiopulmonary abnormality process seen there evidence of with and without"
+).split()
+
+
+def corpus(n: int = 400, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [
+        " ".join(rng.choice(_WORDS) for _ in range(rng.randint(5, 25))).capitalize() + "." for _ in range(n)
+    ]
+
+
+def _snapshot(hub: Path, repo_id: str) -> Path:
+    repo = hub / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(REVISION)
+    snap = repo / "snapshots" / REVISION
+    snap.mkdir(parents=True, exist_ok=True)
+    return snap
+
+
+def _roberta_tokenizer(folder: Path, texts: list[str]):
+    import json
+
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaTokenizer
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        texts, vocab_size=600, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    bpe.save_model(str(folder))
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    merges = [
+        tuple(line.split())
+        for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    tok = RobertaTokenizer(vocab=vocab, merges=merges, model_max_length=512)
+    tok.save_pretrained(folder)
+    return tok
+
+
+def _bert_tokenizer(folder: Path, texts: list[str]):
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertTokenizer
+
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1)
+    wp.save_model(str(folder))
+    words = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    tok = BertTokenizer(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True, model_max_length=512)
+    tok.save_pretrained(folder)
+    return tok
+
+
+def _sizes(tiny: bool, layers: int) -> dict:
+    if tiny:
+        return {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 64}
+    return {"hidden_size": 768, "num_hidden_layers": layers, "num_attention_heads": 12, "intermediate_size": 3072}
+
+
+def build_bertscore_model(hub: Path, texts: list[str], tiny: bool) -> None:
+    """distilroberta-base: RoBERTa, 6 layers (BERTScore reads layer 5)."""
+    import torch
+    from transformers import RobertaConfig, RobertaModel
+
+    snap = _snapshot(hub, BERTSCORE_ID)
+    tok = _roberta_tokenizer(snap, texts)
+    vocab = 50265 if not tiny else len(tok)
+    config = RobertaConfig(
+        vocab_size=max(vocab, len(tok)), max_position_embeddings=514, type_vocab_size=1, **_sizes(tiny, 6)
+    )
+    torch.manual_seed(0)
+    RobertaModel(config).save_pretrained(snap)
+
+
+def build_bert_base(hub: Path, texts: list[str], tiny: bool) -> int:
+    """bert-base-uncased: the config and tokenizer CheXbert's code asks for; returns the vocab size."""
+    from transformers import BertConfig
+
+    snap = _snapshot(hub, BERT_ID)
+    tok = _bert_tokenizer(snap, texts)
+    vocab = 30522 if not tiny else len(tok)
+    BertConfig(vocab_size=max(vocab, len(tok)), **_sizes(tiny, 12 if not tiny else 2)).save_pretrained(snap)
+    return max(vocab, len(tok))
+
+
+def build_chexbert(xdg: Path, hub: Path) -> None:
+    """chexbert.pth: {"model_state_dict": …} of bert + 13 four-way heads + 1 two-way head (keys with
+    the ``module.`` prefix of a DataParallel checkpoint, as the real one has)."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig.from_pretrained(hub / ("models--" + BERT_ID) / "snapshots" / REVISION)
+    torch.manual_seed(1)
+    bert = BertModel(config)
+    state = {f"module.bert.{k}": v for k, v in bert.state_dict().items()}
+    for i in range(14):
+        head = torch.nn.Linear(config.hidden_size, 4 if i < 13 else 2)
+        state[f"module.linear_heads.{i}.weight"] = head.weight.detach().clone()
+        state[f"module.linear_heads.{i}.bias"] = head.bias.detach().clone()
+    snap = _snapshot(xdg / "chexbert", RRG_SCORERS)
+    torch.save({"model_state_dict": state}, snap / "chexbert.pth")
+
+
+def cache_env(root: str | Path) -> dict[str, str]:
+    """The environment variables that make the libraries read this cache and nothing else."""
+    root = Path(root).resolve()
+    return {
+        "HF_HOME": str(root / "hf"),
+        "XDG_CACHE_HOME": str(root / "xdg"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    }
+
+
+def build_cache(root: str | Path, tiny: bool = True) -> dict[str, str]:
+    """Write the cache under ``root``; returns ``cache_env(root)``."""
+    root = Path(root)
+    hub, xdg = root / "hf" / "hub", root / "xdg"
+    texts = corpus()
+    build_bertscore_model(hub, texts, tiny)
+    build_bert_base(hub, texts, tiny)
+    build_chexbert(xdg, hub)
+    return cache_env(root)

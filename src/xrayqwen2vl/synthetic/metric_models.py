@@ -85,8 +85,18 @@ def _bert_tokenizer(folder: Path, texts: list[str]):
 
 def _sizes(tiny: bool, layers: int) -> dict:
     if tiny:
-        return {"hidden_size": 32, "num_hidden_layers": layers, "num_attention_heads": 2, "intermediate_size": 64}
-    return {"hidden_size": 768, "num_hidden_layers": layers, "num_attention_heads": 12, "intermediate_size": 3072}
+        return {
+            "hidden_size": 32,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+        }
+    return {
+        "hidden_size": 768,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+    }
 
 
 def build_bertscore_model(hub: Path, texts: list[str], tiny: bool) -> None:

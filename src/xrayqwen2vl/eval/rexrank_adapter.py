@@ -147,6 +147,37 @@ def _green(hyps, refs, batch_size, device):
     return [float(x) for x in scores]
 
 
+def init_random_radgraph(model_dir: str | Path, seed: int = 0) -> None:
+    """Write ``weights.th`` for a RadGraph model folder that has ``config.json`` and ``vocabulary/``:
+    the DyGIE model RadEval builds from that config, with random weights (the offline test cache,
+    ``synthetic/metric_models.py``). Built with RadEval's own classes so the shapes are RadEval's."""
+    import torch
+
+    _alias_radeval()
+    from dotmap import DotMap
+    from radeval.metrics.radgraph._vendor.allennlp.data import Vocabulary
+    from radeval.metrics.radgraph._vendor.allennlp.modules import text_field_embedders, token_embedders
+    from radeval.metrics.radgraph._vendor.dygie.models import dygie
+
+    model_dir = Path(model_dir)
+    config = DotMap(json.loads((model_dir / "config.json").read_text(encoding="utf-8")))
+    vocab = Vocabulary.from_files(str(model_dir / "vocabulary"), None, None)
+    bert = config.model.embedder.token_embedders.bert
+    embedder = text_field_embedders.BasicTextFieldEmbedder(
+        {
+            "bert": token_embedders.PretrainedTransformerMismatchedEmbedder(
+                model_name=bert.model_name, max_length=bert.max_length
+            )
+        }
+    )
+    model_dict = config.model.toDict()
+    for name in ("type", "embedder", "initializer", "module_initializer"):
+        model_dict.pop(name, None)
+    torch.manual_seed(seed)
+    model = dygie.DyGIE(vocab=vocab, embedder=embedder, **model_dict)
+    torch.save(model.state_dict(), model_dir / "weights.th")
+
+
 def run(request: dict) -> dict:
     import torch
 
@@ -186,6 +217,9 @@ def run(request: dict) -> dict:
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 2 and args[0] == "--init-random-radgraph":
+        init_random_radgraph(args[1])
+        return 0
     if len(args) != 2:
         print("usage: python -m xrayqwen2vl.eval.rexrank_adapter REQUEST.json RESULT.json", file=sys.stderr)
         return 2

@@ -143,6 +143,84 @@ def build_chexbert(xdg: Path, hub: Path) -> None:
     torch.save({"model_state_dict": state}, snap / "chexbert.pth")
 
 
+PUBMEDBERT_ID = "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext"
+RADGRAPH_NER = ["", "ANAT-DP", "OBS-DP", "OBS-U", "OBS-DA"]
+RADGRAPH_RELATIONS = ["", "suggestive_of", "located_at", "modify"]
+
+
+def radgraph_config() -> dict:
+    """A DyGIE++ configuration as RadGraph's archive carries one (``config.json``): PubMedBERT
+    embedder, spans up to 8 tokens, NER and relation heads. Reconstructed from DyGIE++'s training
+    template; the real archive's own config.json is what RadEval reads when the weights are real."""
+    bert = {"type": "pretrained_transformer_mismatched", "model_name": PUBMEDBERT_ID, "max_length": 512}
+    return {
+        "dataset_reader": {"type": "dygie", "token_indexers": {"bert": bert}, "max_span_width": 8},
+        "model": {
+            "type": "dygie",
+            "embedder": {"token_embedders": {"bert": bert}},
+            "initializer": {"regexes": [["_span_width_embedding.weight", {"type": "xavier_normal"}]]},
+            "module_initializer": {
+                "regexes": [[".*weight", {"type": "xavier_normal"}], [".*weight_matrix", {"type": "xavier_normal"}]]
+            },
+            "feature_size": 20,
+            "feedforward_params": {"num_layers": 2, "hidden_dims": 150, "dropout": 0.4},
+            "loss_weights": {"ner": 1.0, "relation": 1.0, "coref": 0.0, "events": 0.0},
+            "max_span_width": 8,
+            "target_task": "relation",
+            "modules": {
+                "coref": {"spans_per_word": 0.3, "max_antecedents": 100, "coref_prop": 0},
+                "ner": {},
+                "relation": {"spans_per_word": 0.5, "positive_label_weight": 1.0},
+                "events": {
+                    "trigger_spans_per_word": 0.3,
+                    "argument_spans_per_word": 0.8,
+                    "loss_weights": {"trigger": 1.0, "arguments": 0.5},
+                },
+            },
+        },
+    }
+
+
+def build_radgraph(xdg: Path, hub: Path, texts: list[str], tiny: bool, metrics_python: str | Path) -> None:
+    """RadGraph's extracted archive where RadEval looks (``XDG_CACHE_HOME/radgraph/0.1.18/radgraph``):
+    config, vocabulary, and random ``weights.th`` written by the metrics environment (the model
+    classes are the metrics library's), plus PubMedBERT's config and tokenizer in the hub cache."""
+    import json
+    import os
+    import subprocess
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    snap = _snapshot(hub, PUBMEDBERT_ID)
+    tok = _bert_tokenizer(snap, texts)
+    torch.manual_seed(2)
+    BertModel(
+        BertConfig(vocab_size=30522 if not tiny else len(tok), **_sizes(tiny, 12 if not tiny else 2))
+    ).save_pretrained(snap)
+    model_dir = xdg / "radgraph" / "0.1.18" / "radgraph"
+    (model_dir / "vocabulary").mkdir(parents=True, exist_ok=True)
+    (model_dir / "config.json").write_text(json.dumps(radgraph_config(), indent=1))
+    (model_dir / "vocabulary" / "non_padded_namespaces.txt").write_text("*tags\n*labels\n")
+    (model_dir / "vocabulary" / "radgraph__ner_labels.txt").write_text("\n".join(RADGRAPH_NER) + "\n")
+    (model_dir / "vocabulary" / "radgraph__relation_labels.txt").write_text(
+        "\n".join(RADGRAPH_RELATIONS) + "\n"
+    )
+    env = dict(os.environ, **cache_env(xdg.parent))
+    subprocess.run(
+        [
+            str(metrics_python),
+            "-m",
+            "xrayqwen2vl.eval.rexrank_adapter",
+            "--init-random-radgraph",
+            str(model_dir),
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
 def cache_env(root: str | Path) -> dict[str, str]:
     """The environment variables that make the libraries read this cache and nothing else."""
     root = Path(root).resolve()
@@ -154,12 +232,17 @@ def cache_env(root: str | Path) -> dict[str, str]:
     }
 
 
-def build_cache(root: str | Path, tiny: bool = True) -> dict[str, str]:
-    """Write the cache under ``root``; returns ``cache_env(root)``."""
+def build_cache(
+    root: str | Path, tiny: bool = True, metrics_python: str | Path | None = None
+) -> dict[str, str]:
+    """Write the cache under ``root``; returns ``cache_env(root)``. With ``metrics_python`` (the
+    metrics environment's interpreter) RadGraph's random weights too."""
     root = Path(root)
     hub, xdg = root / "hf" / "hub", root / "xdg"
     texts = corpus()
     build_bertscore_model(hub, texts, tiny)
     build_bert_base(hub, texts, tiny)
     build_chexbert(xdg, hub)
+    if metrics_python is not None:
+        build_radgraph(xdg, hub, texts, tiny, metrics_python)
     return cache_env(root)

@@ -33,6 +33,7 @@ PAIRS = [
         "Findings: Heart size is normal. Lungs are clear. Impression: No acute disease.",
         "Findings: Atelectasis at the left base. Impression: Atelectasis.",
     ),
+    ("", "Findings: Pulmonary edema. Impression: Edema."),  # an empty prediction keeps its place
 ]
 
 
@@ -52,7 +53,7 @@ def _env(**extra) -> dict:
 def offline_cache(tmp_path_factory):
     python = metrics_python()
     assert python.is_file(), f"{python} missing: run `make metrics-venv` (make test builds it)"
-    return build_cache(tmp_path_factory.mktemp("metric-models"), tiny=True)
+    return build_cache(tmp_path_factory.mktemp("metric-models"), tiny=True, metrics_python=python)
 
 
 def test_without_the_metrics_environment_one_line_naming_the_install(tmp_path):
@@ -124,8 +125,6 @@ def test_evaluate_rexrank_on_the_offline_random_cache(tmp_path, offline_cache):
             str(out),
             "--metrics",
             "rexrank",
-            "--rexrank-metrics",
-            "bertscore,sembscore",
             "--section",
             "findings",
             "--bootstrap",
@@ -140,10 +139,17 @@ def test_evaluate_rexrank_on_the_offline_random_cache(tmp_path, offline_cache):
     metrics = json.loads((out / "metrics.json").read_text())
     block = metrics["rexrank"]
     assert block["section"] == "findings"
-    for key in ("BLEU-2", "BERTScore", "SembScore"):
+    for key in ("BLEU-2", "BERTScore", "SembScore", "RadGraph", "RaTEScore", "RadCliQ-v1", "1/RadCliQ-v1"):
         m = block["means"][key]
-        assert m["low"] <= m["value"] <= m["high"]
+        assert m["low"] <= m["value"] <= m["high"], key
         assert key in block["constant_baseline"]
+    from xrayqwen2vl.eval.rexrank import radcliq_v1
+
+    means = {k: v["value"] for k, v in block["means"].items()}
+    assert means["RadCliQ-v1"] == pytest.approx(
+        radcliq_v1(means["RadGraph"], means["BERTScore"], means["SembScore"], means["BLEU-2"])
+    )
+    assert means["1/RadCliQ-v1"] == pytest.approx(1 / means["RadCliQ-v1"])
     assert block["versions"]["radeval"] == "2.2.1"
     assert "distilroberta-base, layer 5" in block["models"]["bertscore"]
     assert block["skipped"]["green"].startswith("needs a 7B judge")
@@ -154,7 +160,13 @@ def test_evaluate_rexrank_on_the_offline_random_cache(tmp_path, offline_cache):
     rows = [json.loads(line) for line in (out / "per_sample.jsonl").read_text().splitlines()]
     assert len(rows) == len(PAIRS)
     for row in rows:
-        assert {"BLEU-2", "BERTScore", "SembScore", "chexbert_prediction"} <= set(row["rexrank"])
+        assert {"BLEU-2", "BERTScore", "SembScore", "RadGraph", "RaTEScore", "RadCliQ-v1"} <= set(
+            row["rexrank"]
+        )
+        assert "chexbert_prediction" in row["rexrank"]
+    # the empty prediction: RaTEScore's no-entity score, and the studies after it stay aligned
+    assert rows[-1]["rexrank"]["RaTEScore"] == 0.5
+    assert rows[-1]["rexrank"]["BLEU-2"] == 0.0
     assert "CE micro-5 F1: CheXbert" in proc.stdout
     # BLEU-2 per study is ReXrank's, on the findings only
     from xrayqwen2vl.eval.rexrank import bleu2, select_section
@@ -181,8 +193,8 @@ print(json.dumps([ref.score(hyps, refs)[2].tolist(), BERTScorer(**kw).score(hyps
 
 @pytest.mark.slow
 def test_bertscore_parity_with_the_bert_score_package(offline_cache):
-    hyps = [p for p, _ in PAIRS] + ["Left lower lobe atelectasis is seen."]
-    refs = [r for _, r in PAIRS] + ["There is atelectasis at the left base."]
+    hyps = [p for p, _ in PAIRS if p] + ["Left lower lobe atelectasis is seen."]
+    refs = [r for p, r in PAIRS if p] + ["There is atelectasis at the left base."]
     proc = subprocess.run(
         [str(metrics_python()), "-c", PARITY, json.dumps([hyps, refs])],
         env=_env(**offline_cache),

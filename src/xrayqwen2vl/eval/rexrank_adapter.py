@@ -131,12 +131,24 @@ def _radgraph(hyps, refs, batch_size, device):
     return [float(x) for x in scores]
 
 
+RATESCORE_EMPTY = 0.5  # RaTEScore's own score for a pair where one side has no entity
+
+
 def _ratescore(hyps, refs, batch_size, device):
+    """RadEval's RaTEScore drops an empty text while splitting sentences, which shifts every later
+    pair; so pairs with an empty side are not sent and get RaTEScore's no-entity score, 0.5."""
     from radeval.metrics.RaTEScore.scorer import RaTEScore
 
-    scorer = RaTEScore(batch_size=batch_size, use_gpu=device.startswith("cuda"))
-    scores, _, _ = scorer.compute_score(list(hyps), list(refs))
-    return [float(x) for x in scores]
+    keep = [k for k, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
+    scores = [RATESCORE_EMPTY] * len(hyps)
+    if keep:
+        scorer = RaTEScore(batch_size=batch_size, use_gpu=device.startswith("cuda"))
+        kept, _, _ = scorer.compute_score([hyps[k] for k in keep], [refs[k] for k in keep])
+        if len(kept) != len(keep):
+            raise RuntimeError(f"RaTEScore returned {len(kept)} scores for {len(keep)} pairs")
+        for k, value in zip(keep, kept, strict=True):
+            scores[k] = float(value)
+    return scores
 
 
 def _green(hyps, refs, batch_size, device):
@@ -201,6 +213,9 @@ def run(request: dict) -> dict:
             t = time.perf_counter()
             out["per_sample"][name] = fn(hyps, refs, batch_size, device)
             out["seconds"][name] = round(time.perf_counter() - t, 2)
+    for name, values in out["per_sample"].items():
+        if len(values) != len(hyps):  # a library that drops a text would misalign every later study
+            raise RuntimeError(f"{name}: {len(values)} scores for {len(hyps)} reports")
     out["versions"] = {
         name: _version(name) for name in ("radeval", "torch", "transformers", "medspacy", "spacy", "numpy")
     }

@@ -160,7 +160,10 @@ def radgraph_config() -> dict:
             "embedder": {"token_embedders": {"bert": bert}},
             "initializer": {"regexes": [["_span_width_embedding.weight", {"type": "xavier_normal"}]]},
             "module_initializer": {
-                "regexes": [[".*weight", {"type": "xavier_normal"}], [".*weight_matrix", {"type": "xavier_normal"}]]
+                "regexes": [
+                    [".*weight", {"type": "xavier_normal"}],
+                    [".*weight_matrix", {"type": "xavier_normal"}],
+                ]
             },
             "feature_size": 20,
             "feedforward_params": {"num_layers": 2, "hidden_dims": 150, "dropout": 0.4},
@@ -221,6 +224,66 @@ def build_radgraph(xdg: Path, hub: Path, texts: list[str], tiny: bool, metrics_p
     )
 
 
+RATE_NER_ID = "Angelakeke/RaTE-NER-Deberta"
+BIOLORD_ID = "FremyCompany/BioLORD-2023-C"
+RATE_TYPES = ["ABNORMALITY", "NON-ABNORMALITY", "DISEASE", "NON-DISEASE", "ANATOMY"]
+
+
+def build_ratescore(hub: Path, texts: list[str], tiny: bool) -> None:
+    """RaTEScore's two models: the entity tagger (DeBERTa-v2 token classification, B-/I- tags of
+    the five RaTE entity types and O) with a unigram tokenizer, and the synonym encoder BioLORD-2023-C
+    (MPNet) with a WordPiece tokenizer."""
+    import torch
+    from transformers import (
+        DebertaV2Config,
+        DebertaV2ForTokenClassification,
+        DebertaV2Tokenizer,
+        MPNetConfig,
+        MPNetModel,
+        MPNetTokenizer,
+    )
+
+    labels = ["O"] + [f"{p}-{t}" for t in RATE_TYPES for p in ("B", "I")]
+    snap = _snapshot(hub, RATE_NER_ID)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted(
+        {w.lower().strip(".") for t in texts for w in t.split()} | set("abcdefghijklmnopqrstuvwxyz.,")
+    )
+    vocab = [(t, 0.0) for t in specials] + [("▁" + w, -5.0) for w in words] + [(w, -8.0) for w in words]
+    tok = DebertaV2Tokenizer(vocab=vocab, unk_id=1, model_max_length=512)
+    tok.save_pretrained(snap)
+    config = DebertaV2Config(
+        vocab_size=len(tok) if tiny else 128100,
+        max_position_embeddings=512,
+        relative_attention=True,
+        position_buckets=256,
+        pos_att_type=["p2c", "c2p"],
+        position_biased_input=False,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        **_sizes(tiny, 12 if not tiny else 2),
+    )
+    torch.manual_seed(3)
+    DebertaV2ForTokenClassification(config).save_pretrained(snap)
+
+    snap = _snapshot(hub, BIOLORD_ID)
+    folder = snap
+    from tokenizers import BertWordPieceTokenizer
+
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(
+        texts, vocab_size=600, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "[UNK]", "<mask>"]
+    )
+    wp.save_model(str(folder))
+    vocab_words = (folder / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    mtok = MPNetTokenizer(vocab={w: i for i, w in enumerate(vocab_words)}, model_max_length=512)
+    mtok.save_pretrained(snap)
+    torch.manual_seed(4)
+    MPNetModel(
+        MPNetConfig(vocab_size=len(mtok) if tiny else 30527, **_sizes(tiny, 12 if not tiny else 2))
+    ).save_pretrained(snap)
+
+
 def cache_env(root: str | Path) -> dict[str, str]:
     """The environment variables that make the libraries read this cache and nothing else."""
     root = Path(root).resolve()
@@ -243,6 +306,7 @@ def build_cache(
     build_bertscore_model(hub, texts, tiny)
     build_bert_base(hub, texts, tiny)
     build_chexbert(xdg, hub)
+    build_ratescore(hub, texts, tiny)
     if metrics_python is not None:
         build_radgraph(xdg, hub, texts, tiny, metrics_python)
     return cache_env(root)

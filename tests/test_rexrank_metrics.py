@@ -164,6 +164,9 @@ def test_evaluate_rexrank_on_the_offline_random_cache(tmp_path, offline_cache):
             row["rexrank"]
         )
         assert "chexbert_prediction" in row["rexrank"]
+    page = (out / "report.html").read_text()
+    assert "<table id='rexrank'>" in page and "<table id='chexbert-ce'>" in page
+    assert "rx-radcliq:asc" in page and 'data-rx-radgraph="' in page
     # the empty prediction: RaTEScore's no-entity score, and the studies after it stay aligned
     assert rows[-1]["rexrank"]["RaTEScore"] == 0.5
     assert rows[-1]["rexrank"]["BLEU-2"] == 0.0

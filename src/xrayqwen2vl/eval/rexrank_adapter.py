@@ -152,10 +152,13 @@ def _ratescore(hyps, refs, batch_size, device):
 
 
 def _green(hyps, refs, batch_size, device):
+    import tempfile
+
     from radeval.metrics.green_score.green import GREEN
 
-    scorer = GREEN(GREEN_MODEL, output_dir=".", cpu=not device.startswith("cuda"))
-    _, _, scores, _ = scorer(list(refs), list(hyps))
+    with tempfile.TemporaryDirectory(prefix="green-") as tmp:  # GREEN writes its own files there
+        scorer = GREEN(GREEN_MODEL, output_dir=tmp, cpu=not device.startswith("cuda"))
+        _, _, scores, _ = scorer(list(refs), list(hyps))
     return [float(x) for x in scores]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -63,18 +64,25 @@ def main() -> int:
     def runner(hyps, references, metrics):
         return run_adapter(hyps, references, metrics, batch_size=args.batch_size)
 
-    times, block = [], None
+    times, cpu, block = [], [], None
     for _ in range(args.repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        c = c.ru_utime + c.ru_stime
         block, _ = rexrank_block(
             preds, refs, "en", "both", list(DEFAULT_METRICS), _ours(labels), 1000, 0, preds[0], runner
         )
         times.append(time.perf_counter() - t)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - c)
     median = statistics.median(times)
     print(
         f"{args.studies} studies ({2 * args.studies} pairs with the constant report), {os.cpu_count()} CPUs"
     )
-    print(f"per metric inside the metrics process (last run): {block['seconds']}")
+    print(f"per metric inside the metrics process (last run, wall s): {block['seconds']}")
+    print(
+        f"CPU time of the metrics process (user + system, all cores): median {statistics.median(cpu):.1f} s"
+    )
+    print(f"load average when done: {os.getloadavg()[0]:.1f} (other jobs on the machine inflate wall time)")
     print(
         f"rexrank total: median {median:.1f} s of {args.repeats} run(s) {[round(x, 1) for x in times]}; "
         f"goal {GOAL_SECONDS:.0f} s: {'met' if median < GOAL_SECONDS else 'NOT met'} (ratio {median / GOAL_SECONDS:.2f})"

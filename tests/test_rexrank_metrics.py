@@ -209,3 +209,30 @@ def test_bertscore_parity_with_the_bert_score_package(offline_cache):
     reference, ours = json.loads(proc.stdout.strip().splitlines()[-1])
     assert ours == pytest.approx(reference, abs=1e-6)
     assert len(set(round(x, 6) for x in ours)) > 1  # not a constant
+
+
+SAME_AS_LIBRARY = """
+import json, sys
+from xrayqwen2vl.eval import rexrank_adapter as a
+a._alias_radeval()
+from radeval.metrics.radgraph_radcliq.radgraph_radcliq import RadGraphRadCliQ
+hyps, refs = json.loads(sys.argv[1])
+print(json.dumps([a._radgraph(hyps, refs, 8, "cpu"), RadGraphRadCliQ(model_type="radgraph")(hyps, refs)[1]]))
+"""
+
+
+@pytest.mark.slow
+def test_radgraph_each_text_once_equals_the_library_pairwise(offline_cache):
+    hyps = [p for p, _ in PAIRS] + [PAIRS[0][1]]  # repeated texts, an empty one, an exact match
+    refs = [r for _, r in PAIRS] + [PAIRS[0][1]]
+    proc = subprocess.run(
+        [str(metrics_python()), "-c", SAME_AS_LIBRARY, json.dumps([hyps, refs])],
+        env=_env(**offline_cache),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ours, library = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert ours == library
+    assert any(x > 0 for x in ours)  # the random model finds entities: the comparison is not 0 == 0

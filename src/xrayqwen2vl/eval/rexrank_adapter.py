@@ -99,36 +99,53 @@ def _bertscore(hyps, refs, batch_size, device):
     return [float(x) for x in f1.tolist()]
 
 
+def _unique(hyps, refs):
+    """Each distinct text once (evaluate sends every reference twice, and the constant report once
+    per study): the per-text models run on these, the pairs are scored from the results."""
+    texts = list(dict.fromkeys([*hyps, *refs]))
+    return texts, {t: k for k, t in enumerate(texts)}
+
+
 def _chexbert(hyps, refs, batch_size, device):
     """SembScore (cosine of CheXbert's [CLS] vectors) and CheXbert labels (1 positive, -1 uncertain,
-    0 negative or not mentioned), for both sides; one model for both."""
+    0 negative or not mentioned), for both sides; one model for both, each distinct text once."""
     import numpy as np
     from radeval.metrics.f1chexbert import F1CheXbert
 
     model = F1CheXbert(device=device, batch_size=batch_size)
-    h = np.vstack(model.get_embeddings(hyps))
-    r = np.vstack(model.get_embeddings(refs))
+    texts, at = _unique(hyps, refs)
+    vectors = np.vstack(model.get_embeddings(texts))
+    h = vectors[[at[t] for t in hyps]]
+    r = vectors[[at[t] for t in refs]]
     norms = np.linalg.norm(h, axis=1) * np.linalg.norm(r, axis=1)
     dots = np.einsum("nd,nd->n", h, r)
     with np.errstate(divide="ignore", invalid="ignore"):
         semb = np.where(norms > 0, dots / norms, 0.0)
     order = list(model.TARGET_NAMES)
     assert order == CHEXBERT_ORDER, order
-
-    def labels(texts):
-        return [dict(zip(order, row, strict=True)) for row in model.get_labels(texts, mode="classification")]
-
-    return [float(x) for x in semb], labels(hyps), labels(refs)
+    labels = [dict(zip(order, row, strict=True)) for row in model.get_labels(texts, mode="classification")]
+    return [float(x) for x in semb], [labels[at[t]] for t in hyps], [labels[at[t]] for t in refs]
 
 
 def _radgraph(hyps, refs, batch_size, device):
+    """ReXrank's RadGraph: per pair, (entity F1 + relation F1) / 2 by exact match, with the original
+    RadGraph model. RadEval's radgraph_radcliq parses both sides of every pair; we parse each
+    distinct text once with the same model and score the pairs with the same set functions."""
     _alias_radeval()
-    from radeval.metrics.radgraph_radcliq.radgraph_radcliq import RadGraphRadCliQ
+    from radeval.metrics.radgraph_radcliq import radgraph_radcliq as rc
 
-    scorer = RadGraphRadCliQ(model_type="radgraph")
+    scorer = rc.RadGraphRadCliQ(model_type="radgraph")
     scorer._radgraph.batch_size = batch_size
-    _, scores = scorer(hyps=list(hyps), refs=list(refs))
-    return [float(x) for x in scores]
+    texts, at = _unique(hyps, refs)
+    parsed = scorer._radgraph(texts)
+    graphs = [parsed.get(str(k), {}) for k in range(len(texts))]
+    scores = []
+    for h, r in zip(hyps, refs, strict=True):
+        gt, pred = graphs[at[r]], graphs[at[h]]
+        entities = rc._compute_f1(rc._extract_entities(gt), rc._extract_entities(pred))
+        relations = rc._compute_f1(rc._extract_relations(gt), rc._extract_relations(pred))
+        scores.append((entities + relations) / 2)
+    return scores
 
 
 RATESCORE_EMPTY = 0.5  # RaTEScore's own score for a pair where one side has no entity

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast style quality clean-demo system-deps system-deps-java
+.PHONY: help venv metrics-venv demo test test-fast style quality clean-demo system-deps system-deps-java
 
 help:
 	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch;"
@@ -14,6 +14,7 @@ help:
 	@echo "make demo      synthetic sample -> prepare -> tiny model -> LoRA SFT -> merge -> predict (CPU, < 5 min)"
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
+	@echo "make metrics-venv  .venv-metrics: RadEval for evaluate --metrics rexrank (layered over .venv)"
 	@echo "make style     format and fix with ruff"
 	@echo "make quality   ruff lint and format check"
 	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"
@@ -36,6 +37,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-build-isolation -e ".[dev,deepspeed]"
 	touch $(STAMP)
 
+# The ReXrank metrics (evaluate --metrics rexrank) need RadEval, which cannot share .venv on Python
+# 3.11 (its RaTEScore needs medspacy -> spacy<3.8 -> numpy 1; doc/evaluation.md). .venv-metrics holds
+# RadEval and the packages it adds, pinned in requirements-metrics.txt, and reads everything else
+# (torch, transformers, this package) from .venv through a .pth file; evaluate runs it as a subprocess.
+METRICS_VENV ?= .venv-metrics
+METRICS_STAMP := $(METRICS_VENV)/.installed
+
+$(METRICS_STAMP): $(STAMP) requirements-metrics.txt
+	$(PYTHON) -m venv $(METRICS_VENV)
+	echo "import site; site.addsitedir('$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')')" \
+	  > "$$($(METRICS_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_xrayqwen2vl_venv.pth"
+	$(METRICS_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-metrics.txt
+	touch $(METRICS_STAMP)
+
+metrics-venv: $(METRICS_STAMP)
+
 venv: $(STAMP)
 	@if [ -n "$(TORCH_INDEX)" ] && [ "$$(cat $(VENV)/.torch-index 2>/dev/null)" != "$(TORCH_INDEX)" ]; then \
 	  echo "$(VENV) was made with TORCH_INDEX='$$(cat $(VENV)/.torch-index 2>/dev/null)'; for $(TORCH_INDEX): rm -rf $(VENV) && make venv TORCH_INDEX=$(TORCH_INDEX)" >&2; exit 2; fi
@@ -54,10 +71,10 @@ system-deps-java:
 	@bash scripts/system-deps.sh java
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
-test: system-deps $(STAMP)
+test: system-deps $(STAMP) $(METRICS_STAMP)
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
-test-fast: system-deps-java $(STAMP)
+test-fast: system-deps-java $(STAMP) $(METRICS_STAMP)
 	$(PY) -m pytest -m "not slow"
 
 style: $(STAMP)

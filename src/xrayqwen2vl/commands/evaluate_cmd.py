@@ -23,8 +23,13 @@ def run_evaluate(args) -> int:
         html=not args.no_html,
         keep_headers=args.keep_headers,
         meteor_timeout=args.meteor_timeout,
+        **rexrank_options(args),
     )
     print(summary_table(metrics))
+    if "rexrank" in metrics:
+        from ..eval.rexrank_run import summary_lines
+
+        print("\n".join(summary_lines(metrics["rexrank"], metrics["clinical"])))
     for line in warning_lines(metrics):
         print(line)
     print(
@@ -34,6 +39,41 @@ def run_evaluate(args) -> int:
     if args.fail_on_collapse and metrics["diversity"]["collapse"]["collapsed"]:
         return EXIT_COLLAPSE
     return 0
+
+
+def rexrank_options(args) -> dict:
+    """--metrics rexrank and its options, as keyword arguments of evaluate()."""
+    if args.metrics in (None, "default"):
+        return {}
+    from ..eval.rexrank_run import parse_metric_list
+
+    return {
+        "extra_metrics": ("rexrank",),
+        "section": args.section,
+        "rexrank_metrics": parse_metric_list(args.rexrank_metrics, args.green),
+    }
+
+
+def add_rexrank_arguments(p) -> None:
+    p.add_argument(
+        "--metrics",
+        choices=["default", "rexrank"],
+        default="default",
+        help="rexrank: add ReXrank's suite (BLEU-2, BERTScore, SembScore, RadGraph, 1/RadCliQ-v1, RaTEScore, "
+        "GREEN with --green, CheXbert CE F1) from the metrics environment (make metrics-venv)",
+    )
+    p.add_argument(
+        "--section",
+        choices=["findings", "impression", "both"],
+        default="both",
+        help="what the ReXrank metrics score, whatever the dataset's target (default: both, the text as written)",
+    )
+    p.add_argument(
+        "--rexrank-metrics",
+        metavar="LIST",
+        help="comma-separated subset of bertscore,sembscore,radgraph,ratescore,green (default: all but green)",
+    )
+    p.add_argument("--green", action="store_true", help="also GREEN (a 7B judge: needs a GPU)")
 
 
 def register(sub) -> None:
@@ -88,4 +128,5 @@ def register(sub) -> None:
         help=f"METEOR's Java process is killed when it answers nothing for this long (default {METEOR_TIMEOUT:.0f}); "
         "METEOR is then reported as failed and the other metrics are kept",
     )
+    add_rexrank_arguments(p)
     p.set_defaults(func=run_evaluate)

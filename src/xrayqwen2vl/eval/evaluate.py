@@ -318,10 +318,15 @@ def evaluate(
     keep_headers: bool = False,
     meteor_timeout: float = METEOR_TIMEOUT,
     collapse_labels: StudyLabels | None = None,
+    extra_metrics: tuple[str, ...] = (),
+    section: str = "both",
+    rexrank_metrics: list[str] | None = None,
 ) -> dict:
     """Evaluate ``generated_predictions.jsonl``; write metrics.json, per_sample.jsonl, report.html.
     ``collapse_labels``: another labeler's labels of the predictions and references (in file
-    order) to judge mode collapse by, instead of our rule labeler's."""
+    order) to judge mode collapse by, instead of our rule labeler's. ``extra_metrics=("rexrank",)``
+    adds ReXrank's suite (``rexrank_run.py``) on ``section``.
+    """
     t0 = time.perf_counter()
     predictions_path = Path(predictions_path)
     refuse_output_over_inputs(
@@ -347,12 +352,18 @@ def evaluate(
                 for rel in s.images:
                     check_regular_file(media_dir / rel, "image file")
     out = check_output_folder(out_dir)  # before the work, not after it
+    if "rexrank" in extra_metrics and lang == "en":
+        from .rexrank_run import check_available
+
+        check_available()  # one line naming the install command, before any work
 
     scored = score(preds, lang, keep_headers, meteor_timeout)
     metrics = build_metrics(
         preds, predictions_path, lang, keep_headers, scored, resamples, seed, collapse_labels
     )
     per_sample = per_sample_rows(preds, samples, scored)
+    if "rexrank" in extra_metrics:
+        add_rexrank(metrics, per_sample, preds, scored, lang, section, rexrank_metrics, resamples, seed)
     atomic_write_text(
         out / "per_sample.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in per_sample)
     )
@@ -365,6 +376,29 @@ def evaluate(
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def add_rexrank(metrics, per_sample, preds, s: Scored, lang, section, names, resamples, seed) -> None:
+    """The hook for ``--metrics rexrank``: metrics.json's ``rexrank`` block, per-study scores."""
+    from .rexrank_run import GREEN_SKIPPED, rexrank_block
+
+    names = list(names) if names else ["bertscore", "sembscore", "radgraph", "ratescore"]
+    block, rows = rexrank_block(
+        [p.predict for p in preds],
+        [p.label for p in preds],
+        lang,
+        section,
+        names,
+        s.ref_labels,
+        resamples,
+        seed,
+        s.constant["report"],
+    )
+    if "green" not in names and lang == "en":
+        block["skipped"]["green"] = GREEN_SKIPPED
+    metrics["rexrank"] = block
+    for row, scores in zip(per_sample, rows, strict=True):
+        row["rexrank"] = scores
 
 
 def load_run(run_dir: str | Path) -> tuple[SampleTable, list[dict]]:

@@ -117,6 +117,67 @@ SORT = [
     ("cider:desc", "CIDEr, highest first"),
 ]
 SCORE_ATTRS = {"bleu4": "BLEU-4", "meteor": "METEOR", "rougel": "ROUGE-L", "cider": "CIDEr"}
+# evaluate --metrics rexrank: per-study ReXrank scores (per_sample "rexrank"), as data attributes
+REXRANK_ATTRS = {
+    "rx-bleu2": "BLEU-2",
+    "rx-bertscore": "BERTScore",
+    "rx-sembscore": "SembScore",
+    "rx-radgraph": "RadGraph",
+    "rx-ratescore": "RaTEScore",
+    "rx-radcliq": "RadCliQ-v1",
+}
+
+
+def _rexrank_attrs(per_sample: list[dict]) -> dict[str, str]:
+    """The ReXrank scores every study has (none without --metrics rexrank)."""
+    if not per_sample or "rexrank" not in per_sample[0]:
+        return {}
+    return {k: name for k, name in REXRANK_ATTRS.items() if all(name in s["rexrank"] for s in per_sample)}
+
+
+def _rexrank_sort(attrs: dict[str, str]) -> list[tuple[str, str]]:
+    out = []
+    for key, name in attrs.items():
+        out += [
+            (f"{key}:asc", f"ReXrank {name}, lowest first"),
+            (f"{key}:desc", f"ReXrank {name}, highest first"),
+        ]
+    return out
+
+
+def _rexrank_table(metrics: dict) -> list[str]:
+    block = metrics.get("rexrank")
+    if not block:
+        return []
+    parts = [
+        f"<h2>ReXrank metrics ({html.escape(block['section'])})</h2>",
+        "<table id='rexrank'><thead><tr><th>metric</th><th>model</th><th>95% CI</th><th>constant report</th>"
+        "</tr></thead><tbody>",
+    ]
+    for name, m in block["means"].items():
+        span = f"{m['low']:.3f} – {m['high']:.3f}" if "low" in m else ""
+        const = block["constant_baseline"].get(name)
+        parts.append(
+            f"<tr><td>{html.escape(name)}</td><td>{m['value']:.3f}</td><td>{span}</td><td>{_fmt(const)}</td></tr>"
+        )
+    parts.append("</tbody></table>")
+    ce = block.get("chexbert_ce")
+    if ce:
+        cl = metrics["clinical"]
+        parts.append(
+            "<table id='chexbert-ce'><thead><tr><th>CE F1</th><th>CheXbert</th><th>our labeler</th></tr></thead><tbody>"
+        )
+        for group in ("micro-5", "macro-5", "micro-14", "macro-14"):
+            parts.append(
+                f"<tr><td>{group}</td><td>{_fmt(ce[group]['F1'])}</td><td>{_fmt(cl[group]['F1'])}</td></tr>"
+            )
+        parts.append("</tbody></table>")
+    notes = [block.get("notice")] + [
+        f"{k}: {v}" for k, v in block.get("skipped", {}).items() if not block.get("notice")
+    ]
+    for note in filter(None, notes):
+        parts.append(f"<p class='note'>{html.escape(note)}</p>")
+    return parts
 
 
 def _thumbnail(path: Path) -> str:
@@ -313,7 +374,8 @@ def _summary(metrics: dict, lang: str) -> list[str]:
     return parts
 
 
-def _sample(s: dict, lang: str, media_dir: Path | None) -> str:
+def _sample(s: dict, lang: str, media_dir: Path | None, rexrank: dict[str, str] | None = None) -> str:
+    rexrank = rexrank or {}
     fp = [x["observation"] for x in s["disagreements"] if x["kind"] == "false positive"]
     fn = [x["observation"] for x in s["disagreements"] if x["kind"] == "missed"]
     pos_ref = [o for o in OBSERVATIONS if s["labels_reference"].get(o) == 1]
@@ -332,9 +394,13 @@ def _sample(s: dict, lang: str, media_dir: Path | None) -> str:
         "pos-ref": "|".join(pos_ref),
         "pos-pred": "|".join(pos_pred),
         **{k: "" if sc[name] is None else f"{sc[name]:.6f}" for k, name in SCORE_ATTRS.items()},
+        **{k: f"{s['rexrank'][name]:.6f}" for k, name in rexrank.items()},
     }
     data = " ".join(f'data-{k}="{html.escape(str(v))}"' for k, v in attrs.items())
-    scores = " · ".join(f"{name} {_fmt(sc[name])}" for name in SCORE_ATTRS.values())
+    scores = " · ".join(
+        [f"{name} {_fmt(sc[name])}" for name in SCORE_ATTRS.values()]
+        + [f"{name} {_fmt(s['rexrank'][name])}" for name in rexrank.values()]
+    )
     return (
         f"<div class='sample' id='s{s['index']}' {data}><div class='imgs'>{''.join(imgs)}</div><div class='text'>"
         "<div class='pair'>"
@@ -353,6 +419,7 @@ def _sample(s: dict, lang: str, media_dir: Path | None) -> str:
 def write_report(
     path: Path, metrics: dict, per_sample: list[dict], lang: str, media_dir: Path | None, title: str
 ) -> None:
+    rexrank = _rexrank_attrs(per_sample)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>Evaluation: {html.escape(title)}</title><style>{_CSS}</style></head><body>",
@@ -360,15 +427,16 @@ def write_report(
         _banner(metrics),
         _headline(metrics),
         *_summary(metrics, lang),
+        *_rexrank_table(metrics),
         "<h2>Studies</h2><p class='note'><mark class='fp'>red</mark>: stated in the prediction, "
         "not in the reference; <mark class='fn'>blue</mark>: in the reference, missed.</p>",
         "<div id='controls'>",
         _select("f-obs", "Observation", [("", "any")] + [(o, o) for o in OBSERVATIONS]),
         _select("f-show", "Studies with", SHOW),
-        _select("f-sort", "Sort by", SORT),
+        _select("f-sort", "Sort by", SORT + _rexrank_sort(rexrank)),
         f"<span id='shown'>{len(per_sample)} of {len(per_sample)} studies shown</span></div>",
         "<div id='samples'>",
-        *(_sample(s, lang, media_dir) for s in per_sample),
+        *(_sample(s, lang, media_dir, rexrank) for s in per_sample),
         "</div>",
         f"<script>{_SCRIPT}</script></body></html>\n",
     ]

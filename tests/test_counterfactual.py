@@ -87,11 +87,36 @@ def test_swapped_and_blank_splits(data, capsys):
                 assert np.asarray(z).max() == 0
 
 
+def _donors(manifest: dict) -> list:
+    return manifest["counterfactuals"]["swapped"]["donors"]
+
+
 def test_the_permutation_is_fixed_by_the_seed(data):
+    """The donor mapping itself (not the manifest, which records the seed and so always differs)
+    and the swapped file: the same for the same seed, different for another."""
+    counts = [2, 1, 2, 2, 1, 3, 2, 1, 1, 2]
+    assert image_donors(counts, seed=0) == image_donors(counts, seed=0)
+    assert image_donors(counts, seed=0)[0] != image_donors(counts, seed=1)[0]
+    swapped = data / "demo_test_swapped.json"
     first = write_counterfactuals(data, "demo_test", seed=0, kinds=("swapped",))
+    first_file = swapped.read_bytes()
     again = write_counterfactuals(data, "demo_test", seed=0, kinds=("swapped",))
+    assert _donors(first) == _donors(again) and swapped.read_bytes() == first_file
     other = write_counterfactuals(data, "demo_test", seed=1, kinds=("swapped",))
-    assert first == again and first != other
+    assert _donors(first) != _donors(other) and swapped.read_bytes() != first_file
+
+
+def test_the_seed_option_reaches_the_permutation(data, capsys):
+    donors = {}
+    for seed in ("0", "1"):
+        assert (
+            main(["counterfactual", "--dataset-dir", str(data), "--split", "demo_test", "--seed", seed]) == 0
+        )
+        manifest = json.loads((data / "demo_test_counterfactual.json").read_text())
+        assert manifest["seed"] == int(seed)
+        donors[seed] = _donors(manifest)
+    capsys.readouterr()
+    assert donors["0"] != donors["1"]
 
 
 def test_llamafactory_reads_the_counterfactual_split(data, tiny_model_dir, tmp_path):

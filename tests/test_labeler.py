@@ -224,6 +224,15 @@ ISSUE_CASES = [
     ("右中叶肺炎不能完全排除。", "zh", {"Pneumonia": -1}),
     ("没有明显变化的右侧气胸。", "zh", {"Pneumothorax": 1}),
     ("无心脏肿大，伴有双侧少量胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    # issue 22: 伴 / 伴有 / 并有 / 并见 / 同时有 stop a negation in the same part, no comma needed
+    ("无心脏增大伴双侧胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无气胸伴有胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+    ("无心脏增大并有胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无心脏增大并见胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无心脏增大同时有胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    # a negation cue after its phrase does not run on past the comma into a new list
+    ("肺水肿不明显，胸腔积液。", "zh", {"Edema": 0, "Pleural Effusion": 1}),
+    ("气胸已吸收，胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
 ]
 
 

@@ -20,12 +20,15 @@ def test_hash_unit_is_the_documented_rule():
 
 @pytest.mark.parametrize(
     "u, expected",
-    [(0.0, "train"), (0.6999, "train"), (0.7, "val"), (0.7999, "val"), (0.8, "test"), (0.9999, "test")],
+    [(0.0, "train"), (0.6999, "train"), (0.7, "val"), (0.7999, "val"), (0.7 + 0.1, "test"), (0.9999, "test")],
 )
 def test_hash_split_cuts_are_half_open(monkeypatch, u, expected):
-    """train if u < train share, val if u < train + val share, else test: a cut belongs above."""
+    """train if u < train share, val if u < train + val share, else test: a cut belongs above
+    (0.7 + 0.1 is the second cut exactly as the rule adds it, 0.7999999999999999)."""
     monkeypatch.setattr(splits, "hash_unit", lambda key, seed: u)
     assert hash_split("any", 0, (0.7, 0.1, 0.2)) == expected
+    monkeypatch.setattr(splits, "hash_unit", lambda key, seed: 0.75)
+    assert hash_split("any", 0, (0.5, 0.25, 0.25)) == "test"  # u on the second cut, exact in binary
 
 
 def test_zero_shares_leave_a_split_empty():

@@ -87,6 +87,16 @@ def test_swapped_and_blank_splits(data, capsys):
                 assert np.asarray(z).max() == 0
 
 
+def test_image_donors_follow_the_seed():
+    counts = [2, 1, 2, 2, 1, 3, 2, 1, 1, 2]
+    assert image_donors(counts, seed=0) == image_donors(counts, seed=0)
+    assert image_donors(counts, seed=0)[0] != image_donors(counts, seed=1)[0]
+    assert image_donors([1, 1], seed=5) == ([[1], [0]], 0)  # two studies: each takes the other's
+    assert image_donors([0, 2, 0, 1], seed=3)[0][0] == [] and image_donors([0, 2, 0, 1], seed=3)[0][2] == []
+    with pytest.raises(ValueError, match="only one study has images"):
+        image_donors([0, 3, 0], seed=0)
+
+
 def _donors(manifest: dict) -> list:
     return manifest["counterfactuals"]["swapped"]["donors"]
 
@@ -94,9 +104,6 @@ def _donors(manifest: dict) -> list:
 def test_the_permutation_is_fixed_by_the_seed(data):
     """The donor mapping itself (not the manifest, which records the seed and so always differs)
     and the swapped file: the same for the same seed, different for another."""
-    counts = [2, 1, 2, 2, 1, 3, 2, 1, 1, 2]
-    assert image_donors(counts, seed=0) == image_donors(counts, seed=0)
-    assert image_donors(counts, seed=0)[0] != image_donors(counts, seed=1)[0]
     swapped = data / "demo_test_swapped.json"
     first = write_counterfactuals(data, "demo_test", seed=0, kinds=("swapped",))
     first_file = swapped.read_bytes()

@@ -228,7 +228,8 @@ def run_module(name: str, module: Module, workers: int) -> tuple[float, list[str
     others = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in ("killed",))
     print(
         f"{name:<15} {score:5.1f}% killed  ({killed} of {len(status)} mutants"
-        f"{'; ' + others if others else ''})  in {elapsed:.0f} s"
+        f"{'; ' + others if others else ''})  in {elapsed:.0f} s",
+        flush=True,
     )
     return score, survivors
 

@@ -35,8 +35,15 @@ def test_derangement_leaves_nothing_in_place_and_is_seeded():
             assert sorted(d) == list(range(n)) and all(d[i] != i for i in range(n))
     assert derangement(50, np.random.default_rng(1)) == derangement(50, np.random.default_rng(1))
     assert derangement(50, np.random.default_rng(1)) != derangement(50, np.random.default_rng(2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as e:
         derangement(1, np.random.default_rng(0))
+    assert str(e.value) == "a derangement needs at least 2 items, got 1"
+    # the documented rule: a random order, each taking the next one's (one cycle)
+    order = np.random.default_rng(3).permutation(7)
+    expected = [0] * 7
+    for j in range(7):
+        expected[order[j]] = int(order[(j + 1) % 7])
+    assert derangement(7, np.random.default_rng(3)) == expected
 
 
 def test_each_image_position_is_permuted_among_the_studies_that_have_it():
@@ -93,8 +100,14 @@ def test_image_donors_follow_the_seed():
     assert image_donors(counts, seed=0)[0] != image_donors(counts, seed=1)[0]
     assert image_donors([1, 1], seed=5) == ([[1], [0]], 0)  # two studies: each takes the other's
     assert image_donors([0, 2, 0, 1], seed=3)[0][0] == [] and image_donors([0, 2, 0, 1], seed=3)[0][2] == []
-    with pytest.raises(ValueError, match="only one study has images"):
+    with pytest.raises(ValueError) as e:
         image_donors([0, 3, 0], seed=0)
+    assert str(e.value) == "only one study has images: there is no other study to take images from"
+    assert image_donors(counts) == image_donors(counts, seed=0)  # the default seed is 0
+    assert image_donors([]) == ([], 0)
+    # positions only one study has take the other study's last image, each one counted
+    assert image_donors([4, 1], seed=0) == ([[1, 1, 1, 1], [0]], 3)
+    assert image_donors([2, 1], seed=3) == ([[1, 1], [0]], 1)
 
 
 def _donors(manifest: dict) -> list:

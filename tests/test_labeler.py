@@ -257,7 +257,8 @@ RULE_EDGES = [
         "en",
         {"Pneumothorax": 0, "Pleural Effusion": 0, "Edema": 0},
     ),
-    # ... but not past a comma that ends a statement
+    # ... but not past a comma that ends a statement, even with an "and" before it
+    ("Pneumothorax at the apex and base, edema is not seen.", "en", {"Pneumothorax": 1, "Edema": 0}),
     (
         "Effusion in the right base, pneumothorax is suspected.",
         "en",

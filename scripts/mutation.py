@@ -197,11 +197,10 @@ def run_module(name: str, module: Module, workers: int) -> tuple[float, list[str
     start = time.monotonic()
     work = make_workdir(name, module)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MUTANT_UNDER_TEST")}
-    # Subprocesses the tests start import the mutated copy too. The folder is made now: one that
-    # is missing when mutmut starts is remembered as missing (sys.path_importer_cache) for the
-    # same entry mutmut puts first on sys.path, and the installed package would be imported.
-    (work / "mutants" / "src").mkdir(parents=True)
-    env["PYTHONPATH"] = str(work / "mutants" / "src")
+    # Subprocesses the tests start (the xrayqwen2vl command) import this copy's unmutated source,
+    # not the installed package: a mutated one, run outside mutants/, cannot find mutmut's
+    # settings. mutmut takes this entry off its own sys.path and puts mutants/src first.
+    env["PYTHONPATH"] = str(work / "src")
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
     mutmut = Path(sys.executable).parent / "mutmut"
     log = work / "mutmut.log"

@@ -65,3 +65,18 @@ def test_where_and_how_it_runs():
     assert _plan(1, 1).launch() == "torchrun, 1 process"
     assert _plan(2, 2).launch() == "torchrun, 2 processes"
     assert _plan(2, 2, nnodes=2).launch() == "torchrun, 4 processes on 2 nodes"
+
+
+def test_the_recipes_own_batch_and_an_accumulation_of_one():
+    own = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 4}
+    run = {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 8}
+    assert batch_line(run, own, 2, _plan(2, 2)) == (
+        "2 × batch 4 × accumulation 8 = 64 samples per optimizer step "
+        "(the recipe: 2 GPUs × 4 × 4 = 32; gradient_accumulation_steps=4 keeps it)"
+    )
+    own = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
+    run = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}
+    assert batch_line(run, own, 2, _plan(2, 2)) == (
+        "2 × batch 8 × accumulation 2 = 32 samples per optimizer step "
+        "(the recipe: 2 GPUs × 8 × 1 = 16; gradient_accumulation_steps=1 keeps it)"
+    )

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv metrics-venv demo test test-fast style quality clean-demo system-deps system-deps-java
+.PHONY: help venv metrics-venv demo test test-fast mutation style quality clean-demo system-deps system-deps-java
 
 help:
 	@echo "make venv      .venv with the pinned stack (TORCH_INDEX=https://download.pytorch.org/whl/cu126: CUDA 12 torch;"
@@ -15,6 +15,7 @@ help:
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
 	@echo "make metrics-venv  .venv-metrics: RadEval for evaluate --metrics rexrank (layered over .venv)"
+	@echo "make mutation  mutation score per module (mutmut; ~30 min, not in CI); MODULES=\"splits normalize\" for some"
 	@echo "make style     format and fix with ruff"
 	@echo "make quality   ruff lint and format check"
 	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"
@@ -76,6 +77,15 @@ test: system-deps $(STAMP) $(METRICS_STAMP)
 
 test-fast: system-deps-java $(STAMP) $(METRICS_STAMP)
 	$(PY) -m pytest -m "not slow"
+
+# Mutation testing (doc/testing.md): the modules whose bugs are silent, each with its fast tests;
+# prints the score per module. mutmut comes from the mutation extra, installed on first use.
+MODULES ?=
+MUTMUT_PIN = $(shell sed -nE 's/^mutation = \["(mutmut==[^"]+)"\].*/\1/p' pyproject.toml)
+mutation: system-deps-java $(STAMP)
+	@$(PY) -m pip show mutmut 2>/dev/null | grep -qx "Version: $(subst mutmut==,,$(MUTMUT_PIN))" || \
+	  $(PY) -m pip install --quiet "$(MUTMUT_PIN)"
+	$(PY) scripts/mutation.py $(MODULES)
 
 style: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks

@@ -329,3 +329,29 @@ def study_key(fmt: str, report_id: str) -> str:
 
 def report_id(sample: dict, views: str) -> str:
     return sample["id"].split("/")[0] if views == "each" else sample["id"]
+
+
+def assert_summary(stdout: str, out: Path, name: str, inputs: int) -> None:
+    """The summary `prepare` prints, line by line, against what it wrote: the reports read, the
+    split table (reports, samples, images per split, counted in the written files) and the
+    closing line naming the files."""
+    import re
+
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))[name]
+    kept, skipped = manifest["counts"]["kept"], manifest["counts"]["skipped"]
+    lines = stdout.splitlines()
+    assert lines[0] == f"reports read {inputs}: kept {kept}, skipped {skipped}" and kept + skipped == inputs
+    assert lines[1].split() == ["split", "reports", "samples", "images"]
+    samples = load_samples(out, name)
+    for row, s in zip(lines[2:5], ("train", "val", "test"), strict=True):
+        ids = {re.sub(r"/.*", "", x["id"]) for x in samples[s]}
+        assert row.split() == [
+            s,
+            str(len(ids)),
+            str(len(samples[s])),
+            str(sum(len(x["images"]) for x in samples[s])),
+        ]
+    assert sum(len({x["id"] for x in v}) for v in samples.values()) == kept
+    assert (
+        lines[-1] == f"wrote {out}/{name}_{{train,val,test}}.json, dataset_info.json, manifest.json ({name})"
+    )

@@ -35,8 +35,15 @@ def test_derangement_leaves_nothing_in_place_and_is_seeded():
             assert sorted(d) == list(range(n)) and all(d[i] != i for i in range(n))
     assert derangement(50, np.random.default_rng(1)) == derangement(50, np.random.default_rng(1))
     assert derangement(50, np.random.default_rng(1)) != derangement(50, np.random.default_rng(2))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as e:
         derangement(1, np.random.default_rng(0))
+    assert str(e.value) == "a derangement needs at least 2 items, got 1"
+    # the documented rule: a random order, each taking the next one's (one cycle)
+    order = np.random.default_rng(3).permutation(7)
+    expected = [0] * 7
+    for j in range(7):
+        expected[order[j]] = int(order[(j + 1) % 7])
+    assert derangement(7, np.random.default_rng(3)) == expected
 
 
 def test_each_image_position_is_permuted_among_the_studies_that_have_it():
@@ -87,11 +94,49 @@ def test_swapped_and_blank_splits(data, capsys):
                 assert np.asarray(z).max() == 0
 
 
+def test_image_donors_follow_the_seed():
+    counts = [2, 1, 2, 2, 1, 3, 2, 1, 1, 2]
+    assert image_donors(counts, seed=0) == image_donors(counts, seed=0)
+    assert image_donors(counts, seed=0)[0] != image_donors(counts, seed=1)[0]
+    assert image_donors([1, 1], seed=5) == ([[1], [0]], 0)  # two studies: each takes the other's
+    assert image_donors([0, 2, 0, 1], seed=3)[0][0] == [] and image_donors([0, 2, 0, 1], seed=3)[0][2] == []
+    with pytest.raises(ValueError) as e:
+        image_donors([0, 3, 0], seed=0)
+    assert str(e.value) == "only one study has images: there is no other study to take images from"
+    assert image_donors(counts) == image_donors(counts, seed=0)  # the default seed is 0
+    assert image_donors([]) == ([], 0)
+    # positions only one study has take the other study's last image, each one counted
+    assert image_donors([4, 1], seed=0) == ([[1, 1, 1, 1], [0]], 3)
+    assert image_donors([2, 1], seed=3) == ([[1, 1], [0]], 1)
+
+
+def _donors(manifest: dict) -> list:
+    return manifest["counterfactuals"]["swapped"]["donors"]
+
+
 def test_the_permutation_is_fixed_by_the_seed(data):
+    """The donor mapping itself (not the manifest, which records the seed and so always differs)
+    and the swapped file: the same for the same seed, different for another."""
+    swapped = data / "demo_test_swapped.json"
     first = write_counterfactuals(data, "demo_test", seed=0, kinds=("swapped",))
+    first_file = swapped.read_bytes()
     again = write_counterfactuals(data, "demo_test", seed=0, kinds=("swapped",))
+    assert _donors(first) == _donors(again) and swapped.read_bytes() == first_file
     other = write_counterfactuals(data, "demo_test", seed=1, kinds=("swapped",))
-    assert first == again and first != other
+    assert _donors(first) != _donors(other) and swapped.read_bytes() != first_file
+
+
+def test_the_seed_option_reaches_the_permutation(data, capsys):
+    donors = {}
+    for seed in ("0", "1"):
+        assert (
+            main(["counterfactual", "--dataset-dir", str(data), "--split", "demo_test", "--seed", seed]) == 0
+        )
+        manifest = json.loads((data / "demo_test_counterfactual.json").read_text())
+        assert manifest["seed"] == int(seed)
+        donors[seed] = _donors(manifest)
+    capsys.readouterr()
+    assert donors["0"] != donors["1"]
 
 
 def test_llamafactory_reads_the_counterfactual_split(data, tiny_model_dir, tmp_path):

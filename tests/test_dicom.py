@@ -32,9 +32,16 @@ def test_modality_lut_then_window(tmp_path):
     path = write_dicom(tmp_path / "w.dcm", stored, slope=2, intercept=-1000, window=(0, 1000))
     got = np.asarray(read_dicom(path), dtype=np.int32)
     values = stored.astype(np.float64) * 2 - 1000
+    # PS3.3 C.11.2.1.2.1: (v - (c - 0.5)) / (w - 1) + 0.5, clipped to 0..1, then 8 bits (rounded)
     want = np.rint(np.clip((values + 0.5) / 999 + 0.5, 0, 1) * 255)
-    assert np.abs(got - want).max() <= 1
+    assert np.array_equal(got, want)
     assert got.min() == 0 and got.max() == 255
+    # by hand at the window's edges: s=240 -> v=-520 (black), s=256 -> v=-488, s=752 -> v=504 (white)
+    flat = got.ravel()
+    assert flat[15] == 0 and flat[16] == round((-488 + 0.5) / 999 * 255 + 127.5) == 3 and flat[47] == 255
+    # a narrower window over the same pixels: not the same picture
+    narrow = write_dicom(tmp_path / "n.dcm", stored, slope=2, intercept=-1000, window=(0, 998))
+    assert not np.array_equal(np.asarray(read_dicom(narrow), dtype=np.int32), got)
 
 
 def test_no_window_uses_the_full_range_and_monochrome1_inverts(tmp_path):
@@ -62,6 +69,11 @@ def test_bad_dicom_files_are_one_clear_error_without_tags(tmp_path):
     truncated.write_bytes(good[: len(good) - 4000])
     with pytest.raises(InputFileError) as e:
         read_dicom(truncated)
+    # read, but its pixel data cut short: the decoding is what fails, said with the syntax
+    assert str(e.value) == (
+        f"{truncated}: DICOM pixel data could not be decoded "
+        "(Explicit VR Little Endian (1.2.840.10008.1.2.1); ValueError)"
+    )
     for text in phi_strings():
         assert text not in str(e.value)
 

@@ -62,11 +62,21 @@ def test_a_100k_character_prediction_is_scored_not_hung(tmp_path):
     assert (out / "report.html").stat().st_size > 100_000
 
 
+def _gone(pid: int) -> bool:
+    """No process (not even an unreaped zombie) has this pid any more."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
 def test_a_meteor_process_that_dies_is_an_error_for_meteor_only():
     meteor = MeteorProcess()
     os.kill(meteor.pid, signal.SIGKILL)  # what the JVM's out-of-memory exit looks like from outside
     r = compute_nlg(["the heart is normal ."], ["the heart is normal ."], meteor=meteor)
     assert r.corpus["METEOR"] is None and "was killed by signal 9" in r.meteor_error
+    assert _gone(meteor.pid)  # reaped by the failure itself, before the caller closes it
     assert r.corpus["BLEU-1"] == pytest.approx(1.0) and r.corpus["ROUGE-L"] == pytest.approx(1.0)
     t = time.monotonic()
     meteor.close()  # the toolkit's close waited forever on the lock its failed call still held
@@ -84,6 +94,7 @@ def test_a_meteor_process_that_stops_answering_is_killed_after_the_timeout():
     assert time.monotonic() - t < 30
     assert r.corpus["METEOR"] is None and "no answer for 3 s" in r.meteor_error
     assert r.corpus["BLEU-1"] == pytest.approx(1.0)
+    assert _gone(meteor.pid)  # killed and reaped by the timeout, not left for the caller's close
     meteor.close()
 
 

@@ -147,6 +147,20 @@ def test_section_headers_are_not_scored_unless_kept(meteor):
     assert kept.corpus["BLEU-4"] < 0.97
 
 
+def test_headers_go_after_a_sentence_end_with_no_space():
+    """A header glued to the sentence before it ("normal.Impression:", "X;Findings:") is still a
+    header; a header word inside a word or without its colon is not."""
+    assert strip_headers("Heart normal.Impression: No acute disease.") == "Heart normal.No acute disease."
+    assert strip_headers("X;Findings: clear lungs") == "X;clear lungs"
+    assert strip_headers("Heart normal.Impressions:stable") == "Heart normal.stable"
+    assert strip_headers("nofindings: x") == "nofindings: x"
+    assert strip_headers("Findings are stable.") == "Findings are stable."
+    assert normalize("normal.Impression: stable") == normalize("normal.stable")
+    assert strip_headers("心脏正常。印象：无异常", "zh") == "心脏正常。无异常"
+    assert strip_headers("心脏正常；结论:无异常", "zh") == "心脏正常；无异常"
+    assert strip_headers("心脏正常!诊断意见： 无异常", "zh") == "心脏正常!无异常"
+
+
 def test_cider_of_exact_copies_is_ten_and_meteor_orders_quality(meteor):
     refs = ["a b c d e", "f g h i j"]
     r = compute_nlg(refs, refs, meteor=meteor)

@@ -5,11 +5,12 @@ LoRA training runs on a two-view dataset."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
 from conftest import REPO, llamafactory, run_cli, tool
-from formats_helpers import FORMATS, load_samples, make_form, run_prepare
+from formats_helpers import FORMATS, assert_summary, load_samples, make_form, run_prepare
 
 LOADER = r"""
 import json, sys
@@ -87,5 +88,6 @@ def test_tiny_training_on_two_view_dataset(sample_dir, tiny_model_dir, tmp_path)
 def test_cli_prepare_subprocess_prints_summary(sample_dir, tmp_path):
     form = make_form("r2gen", sample_dir, tmp_path / "r2gen", bad=False)
     proc = run_cli([tool("xrayqwen2vl"), *form.args(tmp_path / "out")[:-1]])
-    assert "reports read" in proc.stdout and "split" in proc.stdout
-    assert "images" in proc.stderr  # the progress bars
+    assert_summary(proc.stdout, tmp_path / "out", "r2gen", form.inputs)
+    checked = re.search(r"^checked (\d+) images \((\d+) decoded\) of (\d+) records in ", proc.stderr, re.M)
+    assert checked and int(checked[3]) == form.inputs and int(checked[1]) >= int(checked[2]) > 0

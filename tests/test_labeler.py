@@ -224,11 +224,77 @@ ISSUE_CASES = [
     ("右中叶肺炎不能完全排除。", "zh", {"Pneumonia": -1}),
     ("没有明显变化的右侧气胸。", "zh", {"Pneumothorax": 1}),
     ("无心脏肿大，伴有双侧少量胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    # issue 22: 伴 / 伴有 / 并有 / 并见 / 同时有 stop a negation in the same part, no comma needed
+    ("无心脏增大伴双侧胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无气胸伴有胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+    ("无心脏增大并有胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无心脏增大并见胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    ("无心脏增大同时有胸腔积液。", "zh", {"Cardiomegaly": 0, "Pleural Effusion": 1}),
+    # a negation cue after its phrase does not run on past the comma into a new list
+    ("肺水肿不明显，胸腔积液。", "zh", {"Edema": 0, "Pleural Effusion": 1}),
+    ("气胸已吸收，胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
 ]
 
 
-@pytest.mark.parametrize("text,lang,expected", ISSUE_CASES)
-def test_error_kinds_of_issue_11(text, lang, expected):
+# The scope rules at their edges (issue 22): each case failed under a mutant that the cases above
+# let through (make mutation, doc/testing.md).
+_OR_FAR = " at the right lung bases on the frontal"  # 39 characters, no word that blocks "or"
+_ZH_FAR = "位于右下肺野外带区域"  # 10 characters
+RULE_EDGES = [
+    # English lists: a cue after the last item reaches every item of the list
+    (
+        "Pneumothorax, pleural effusion, or focal consolidation is not seen.",
+        "en",
+        {"Pneumothorax": 0, "Pleural Effusion": 0, "Consolidation": 0},
+    ),
+    (
+        "Pneumothorax, pleural effusion, consolidation or edema has been ruled out.",
+        "en",
+        {"Pneumothorax": 0, "Pleural Effusion": 0, "Consolidation": 0, "Edema": 0},
+    ),
+    (
+        "Pneumothorax, pleural effusion and edema are not seen.",
+        "en",
+        {"Pneumothorax": 0, "Pleural Effusion": 0, "Edema": 0},
+    ),
+    # ... but not past a comma that ends a statement, even with an "and" before it
+    ("Pneumothorax at the apex and base, edema is not seen.", "en", {"Pneumothorax": 1, "Edema": 0}),
+    (
+        "Effusion in the right base, pneumothorax is suspected.",
+        "en",
+        {"Pleural Effusion": 1, "Pneumothorax": -1},
+    ),
+    # "versus" after a comma does not join the phrase before the comma
+    ("Right basilar atelectasis, scarring versus pneumonia.", "en", {"Atelectasis": 1, "Pneumonia": -1}),
+    ("Atelectasis, scarring vs pneumonia.", "en", {"Atelectasis": 1, "Pneumonia": -1}),
+    # "or" joins two phrases within 40 characters (English) or 10 (Chinese), not further
+    (f"Atelectasis{_OR_FAR} or pneumonia.", "en", {"Atelectasis": -1, "Pneumonia": -1}),
+    (f"Atelectasis{_OR_FAR}s or pneumonia.", "en", {"Atelectasis": 1, "Pneumonia": -1}),
+    (
+        "The patient turned right or left during the exposure, with atelectasis or pneumonia at the base.",
+        "en",
+        {"Atelectasis": -1, "Pneumonia": -1},
+    ),
+    ("肺不张或肺炎。", "zh", {"Atelectasis": -1, "Pneumonia": -1}),
+    (f"肺不张{_ZH_FAR}或肺炎。", "zh", {"Atelectasis": -1, "Pneumonia": -1}),
+    (f"肺不张{_ZH_FAR}内或肺炎。", "zh", {"Atelectasis": 1, "Pneumonia": -1}),
+    # a "no change" cue: nothing before it reaches the phrase; a hedge between them does
+    ("No new effusion and no change in the effusion.", "en", {"Pleural Effusion": 1}),
+    ("No change in the suspicious pneumothorax.", "en", {"Pneumothorax": -1}),
+    # a cue after one phrase is not read for a phrase after it
+    ("Effusion has resolved with new pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    # a phrase counted only when negated: nothing when it is not, and the rest of the part is read
+    ("Acute bony abnormality.", "en", {"Fracture": None}),
+    ("Bony abnormality, rib fracture.", "en", {"Fracture": 1}),
+    # Chinese negated lists run on over commas only through parts that continue the list
+    ("未见气胸，请结合临床，胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+    ("未见气胸，少量胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+    ("没有气胸，以及局灶性实变。", "zh", {"Pneumothorax": 0, "Consolidation": 0}),
+]
+
+
+@pytest.mark.parametrize("text,lang,expected", ISSUE_CASES + RULE_EDGES)
+def test_error_kinds_and_rule_edges(text, lang, expected):
     labels = label_report(text, lang)
     assert {o: labels[o] for o in expected} == expected, text
 

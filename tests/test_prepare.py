@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import prepare_sample, run_cli, tool
+from formats_helpers import assert_summary
 
 from xrayqwen2vl.data.splits import SPLITS, hash_split, parse_ratios
 
@@ -170,7 +171,7 @@ def test_cli_prepare_summary_and_errors(sample_dir, tmp_path):
     out = tmp_path / "data"
     args = [exe, "prepare", "--format", "openi", "--reports-dir", str(sample_dir / "ecgen-radiology")]
     proc = run_cli([*args, "--images-dir", str(sample_dir / "NLMCXR_png"), "--out", str(out), "--quiet"])
-    assert "reports read 80: kept" in proc.stdout
+    assert_summary(proc.stdout, out, "openi", 80)
     assert (out / "openi_train.json").is_file() and (out / "manifest.json").is_file()
     bad = run_cli([*args, "--images-dir", str(tmp_path / "missing"), "--out", str(out)], check=False)
     assert bad.returncode == 2

@@ -117,3 +117,37 @@ def test_symlink_loop_among_the_report_files_skips_that_file(sample_dir, tmp_pat
     reasons = {s["id"]: s["reason"] for s in m["skipped"]}
     assert reasons["9001"].startswith("cannot be read")
     assert m["counts"]["inputs"] == form.inputs + 1
+
+
+def test_max_pixels_refuses_a_linked_out_images_folder(sample_dir, tmp_path, capsys):
+    """OUT/images a link to a folder outside --out: refused before any copy, with the reason; not
+    one file written there."""
+    form = make_form("openi", sample_dir, tmp_path / "src", bad=False)
+    out, outside = tmp_path / "out", tmp_path / "elsewhere"
+    outside.mkdir()
+    out.mkdir()
+    (out / "images").symlink_to(outside)
+    before = tree(tmp_path)
+    assert cli_main(form.args(out, "--max-pixels", "4096")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(
+        f"{out / 'images'}: a link; the image copies stay inside --out, remove it"
+    )
+    assert tree(tmp_path) == before and not any(outside.iterdir())
+
+
+def test_max_pixels_refuses_a_link_deeper_under_out_images(sample_dir, tmp_path, capsys):
+    """A link below OUT/images/NAME (where the copies of one images subfolder go) that leads
+    outside --out: each copy's destination is resolved and refused, nothing written outside."""
+    form = make_form("r2gen", sample_dir, tmp_path / "src", bad=False)
+    old = _first_entry_path(form, "")
+    sub = Path(old).parts[0]
+    out, outside = tmp_path / "out", tmp_path / "elsewhere"
+    outside.mkdir()
+    (out / "images" / "r2gen").mkdir(parents=True)
+    (out / "images" / "r2gen" / sub).symlink_to(outside)
+    before = tree(tmp_path)
+    assert cli_main(form.args(out, "--max-pixels", "4096")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a link leads this copy outside --out; remove it" in err[0], err
+    assert tree(tmp_path) == before and not any(outside.iterdir())

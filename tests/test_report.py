@@ -200,8 +200,25 @@ def test_images_and_interactive_together_are_refused(tiny_model_dir, study, caps
 
 
 def test_report_is_listed_in_the_cli_help():
+    """The COMMAND table of --help: every subcommand one row, in order, and report's row whole."""
     proc = run_cli([tool("xrayqwen2vl"), "--help"])
-    assert "report" in proc.stdout
+    lines = proc.stdout.splitlines()
+    table = lines[lines.index("  COMMAND") + 1 :]
+    table = table[: table.index("")] if "" in table else table
+    rows: dict[str, str] = {}
+    for line in table:
+        if line.startswith("    ") and not line.startswith("     "):  # a row: "    name   help"
+            name, _, text = line.strip().partition(" ")
+            rows[name] = text.strip()
+        else:  # the help text wrapped onto the next line
+            rows[name] += " " + line.strip()
+    assert list(rows) == [
+        *("sample", "download", "prepare", "translate", "tiny-model", "check", "report", "web"),
+        *("evaluate", "label", "baselines", "compare", "counterfactual", "reliance"),
+    ]
+    assert (
+        rows["report"] == "write a report for one study (frontal [+ lateral] image) with a fine-tuned model"
+    )
 
 
 def test_model_override_keeps_the_configs_adapter_unless_none(tiny_model_dir):

@@ -167,7 +167,8 @@ def test_size_and_member_caps_at_their_boundary(tmp_path):
         if n == 0:
             assert extract(archive, out, "", "ecgen-radiology", cap=cap, max_members=members) == 10
             continue
-        with pytest.raises(InputFileError, match="unpacks to more than|more than 9 members"):
+        reason = "unpacks to more than" if cap < 1000 else "more than 9 members"  # each cap its own
+        with pytest.raises(InputFileError, match=reason):
             extract(archive, out, "", "ecgen-radiology", cap=cap, max_members=members)
         assert list(out.iterdir()) == []
     # the caps grow with the archive: Open-i's real archives stay far below them

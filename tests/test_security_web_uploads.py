@@ -6,6 +6,8 @@ folders, which never touches a live app's folder, a link or another user's folde
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
 import time
 
@@ -94,6 +96,15 @@ def test_private_temp_folder_and_the_sweep_of_crashed_runs(tmp_path, monkeypatch
     saved_tempdir = tempfile.tempdir
     with private_temp_folder() as folder:
         assert folder.parent == base.resolve() and folder.name.startswith(TEMP_PREFIX)
+        # private (0700) and named by mkdtemp's random letters, not by anything guessable
+        assert stat.S_IMODE(os.lstat(folder).st_mode) == 0o700 and not folder.is_symlink()
+        suffix = folder.name[len(TEMP_PREFIX) :]
+        assert re.fullmatch(r"[a-z0-9_]{8}", suffix) and str(os.getpid()) not in suffix
+        os.environ["GRADIO_TEMP_DIR"] = str(base)
+        with private_temp_folder() as second:  # a second app beside it gets another name
+            assert second.parent == base.resolve() and second.name != folder.name
+            assert stat.S_IMODE(os.lstat(second).st_mode) == 0o700
+        os.environ["GRADIO_TEMP_DIR"] = str(folder)  # what the second one restored
         assert os.environ["GRADIO_TEMP_DIR"] == str(folder)
         assert tempfile.gettempdir() == str(folder / "tmp")  # half-received uploads land inside
         names = sorted(p.name for p in base.iterdir())

@@ -125,10 +125,37 @@ def test_r2gen_split_can_be_overridden_by_hash(forms, tmp_path):
 
 
 def test_ratios_and_seed_change_the_split(forms, tmp_path):
-    a = run_prepare(forms["openi"], tmp_path, "--name", "a")["a"]["counts"]["reports"]
-    b = run_prepare(forms["openi"], tmp_path, "--name", "b", "--ratios", "0.5,0.25,0.25", "--seed", "7")["b"]
-    assert b["options"]["ratios"] == [0.5, 0.25, 0.25] and b["options"]["seed"] == 7
-    assert b["counts"]["reports"]["train"] < a["train"]
+    """Each option alone: --seed moves studies between splits (ratios as before), --ratios moves
+    the counts (seed as before); the same options again give the same split."""
+
+    def split_ids(name: str, *options: str) -> tuple[dict, dict[str, set[str]]]:
+        m = run_prepare(forms["openi"], tmp_path, "--name", name, *options)[name]
+        return m, {s: {x["id"] for x in v} for s, v in load_samples(tmp_path, name).items()}
+
+    a, a_ids = split_ids("a")
+    again, again_ids = split_ids("again")
+    assert again_ids == a_ids
+    seeded, seeded_ids = split_ids("seeded", "--seed", "7")
+    assert seeded["options"]["seed"] == 7 and seeded["options"]["ratios"] == a["options"]["ratios"]
+    assert seeded_ids != a_ids and set().union(*seeded_ids.values()) == set().union(*a_ids.values())
+    assert seeded_ids == {s: {i for i in set().union(*a_ids.values()) if _split_of(i, 7) == s} for s in a_ids}
+    ratios, ratios_ids = split_ids("ratios", "--ratios", "0.5,0.25,0.25")
+    assert (
+        ratios["options"]["ratios"] == [0.5, 0.25, 0.25] and ratios["options"]["seed"] == a["options"]["seed"]
+    )
+    assert ratios["counts"]["reports"]["train"] < a["counts"]["reports"]["train"]
+    assert ratios_ids["train"] < a_ids["train"]  # the same hash, a lower cut: train only loses studies
+
+
+def _split_of(report: str, seed: int, ratios=(0.7, 0.1, 0.2)) -> str:
+    """The documented rule (HASH_RULE), written out here: sha256 of '<seed>:<study key>'."""
+    import hashlib
+
+    u = (
+        int.from_bytes(hashlib.sha256(f"{seed}:{study_key('openi', report)}".encode()).digest()[:8], "big")
+        / 2**64
+    )
+    return "train" if u < ratios[0] else "val" if u < ratios[0] + ratios[1] else "test"
 
 
 @pytest.mark.parametrize("fmt", ["openi", "kaggle", "xrayglm"])

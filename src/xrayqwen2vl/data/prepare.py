@@ -462,10 +462,19 @@ class ImageCopies:
         self.copy_of: dict[Path, str] = {}  # source -> copy, relative to out_dir
         self.source_of: dict[str, Path] = {}  # copy -> source
         self.created: list[Path] = []  # copies this run wrote where there was none: undone on failure
+        self.dest_of: dict[str, Path] = {}  # copy -> its resolved destination, written there
+
+    def refuse_linked_folders(self) -> None:
+        """OUT/images or OUT/images/NAME a link (to anywhere): refused before the first copy."""
+        for folder in (self.out_dir / "images", self.out_dir / self.prefix):
+            if folder.is_symlink():
+                raise InputFileError(f"{folder}: a link; the image copies stay inside --out, remove it")
 
     def add(self, src: Path) -> str:
         if src in self.copy_of:
             return self.copy_of[src]
+        if not self.copy_of:
+            self.refuse_linked_folders()
         inside = self.folder.relative(src)
         copy = f"{self.prefix}/{Path(inside).with_suffix('.png').as_posix()}"
         if copy in self.source_of:  # a.png and a.jpg: both kept, the second with a tag
@@ -479,13 +488,15 @@ class ImageCopies:
             )
         self.copy_of[src] = copy
         self.source_of[copy] = src
+        self.dest_of[copy] = dest
         return copy
 
     def write(self, max_pixels: int | None, workers: int, progress: bool) -> int:
-        """Write the copies. Their images were decoded by the check stage, so a copy failing
-        here is rare (memory, a file changed meanwhile); it stops the run with one line naming
-        the image, and ``discard`` then removes every copy this run made."""
-        jobs = [(src, self.out_dir / copy, max_pixels) for copy, src in sorted(self.source_of.items())]
+        """Write the copies, each to the resolved destination ``add`` checked. Their images were
+        decoded by the check stage, so a copy failing here is rare (memory, a file changed
+        meanwhile); it stops the run with one line naming the image, and ``discard`` then removes
+        every copy this run made."""
+        jobs = [(src, self.dest_of[copy], max_pixels) for copy, src in sorted(self.source_of.items())]
         bar = tqdm(total=len(jobs), desc="copies", unit="img", disable=not progress or not jobs)
         failed = None
         try:

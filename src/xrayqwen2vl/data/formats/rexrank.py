@@ -49,6 +49,15 @@ def section(value) -> str:
     return "" if text.lower() in _NONE else text
 
 
+def reference_sections(study: dict) -> tuple[str, str]:
+    """(findings, impression) of a leaderboard study: its section fields, else its ``report``."""
+    findings, impression = section(study.get("section_findings")), section(study.get("section_impression"))
+    if not findings and not impression:
+        parts = labelled_parts(text_field(study.get("report")))
+        findings, impression = section(parts.get("findings")), section(parts.get("impression"))
+    return findings, impression
+
+
 def context_text(value) -> str:
     """The indication and comparison of a study's ``context`` ("" when it has neither); age,
     gender and anything else in it are dropped."""
@@ -83,13 +92,7 @@ class ReXrankFile:
         if not isinstance(study, dict):
             yield Skipped(key, source, f"expected a JSON object, got {type(study).__name__}")
             return
-        findings, impression = (
-            section(study.get("section_findings")),
-            section(study.get("section_impression")),
-        )
-        if not findings and not impression:
-            parts = labelled_parts(text_field(study.get("report")))
-            findings, impression = section(parts.get("findings")), section(parts.get("impression"))
+        findings, impression = reference_sections(study)
         context = context_text(study.get("context")) if self.with_context else ""
         bad = undecodable(findings=findings, impression=impression, context=context)
         if bad:

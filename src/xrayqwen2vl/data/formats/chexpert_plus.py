@@ -53,17 +53,6 @@ COLUMNS = (
     "section_impression",
     "split",
 )
-# The columns a target or a prompt may never come from (read by nobody here; listed for the tests).
-DEMOGRAPHICS = (
-    "age",
-    "sex",
-    "race",
-    "ethnicity",
-    "interpreter_needed",
-    "insurance_type",
-    "recent_bmi",
-    "deceased",
-)
 OFFICIAL_SPLITS = {"train": "train", "valid": "test"}
 VAL_SHARE = 0.02
 _PATH = re.compile(

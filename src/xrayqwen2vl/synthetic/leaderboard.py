@@ -67,7 +67,7 @@ CHEXPERT_COLUMNS = [
 # Demographic values no target or prompt may contain (the tests look for them).
 DEMOGRAPHIC_MARKERS = ("Native Hawaiian", "Medicaid", "Non-Hispanic")
 CHEXPERT_VARIANTS = ["standard"] * 5 + ["impression_in_findings", "impression_only", "report_only"]
-REXGRADIENT_FRONTAL = ["PA", "PA", "AP", "POSTERO_ANTERIOR", "ANTERO_POSTERIOR", "AP (KUB)"]
+REXGRADIENT_FRONTAL = ["PA"] * 5 + ["AP"] * 3 + ["POSTERO_ANTERIOR", "ANTERO_POSTERIOR", "AP (KUB)"]
 REXGRADIENT_LATERAL = ["LATERAL", "LATERAL", "LL", "LEFT LATERAL"]
 NAN = float("nan")
 

@@ -175,8 +175,8 @@ def register(sub) -> None:
     known = forms()
     p = sub.add_parser(
         "prepare",
-        help="turn any public form of OpenI / IU X-ray, or MIMIC-CXR, into LLaMA-Factory ShareGPT "
-        "train/val/test files",
+        help="turn any public form of OpenI / IU X-ray, MIMIC-CXR, CheXpert Plus, ReXGradient-160K or a "
+        "ReXrank test JSON into LLaMA-Factory ShareGPT train/val/test files",
         description=(
             "Parse the reports, check every image, split by study (a hash of the study key or of the "
             "patient, or a published split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "

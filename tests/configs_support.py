@@ -110,9 +110,38 @@ def prepare_mimic(sample_dir: Path, out: Path) -> Path:
     return out
 
 
+def prepare_collections(sample_dir: Path, out: Path) -> Path:
+    """The sample's synthetic CheXpert Plus and ReXGradient copies (under OUT/raw/) prepared like
+    the real data: chexpert-plus_* and rexgradient_*, their official splits."""
+    from xrayqwen2vl.data.formats.registry import get_form
+    from xrayqwen2vl.data.prepare import PrepareOptions, prepare_dataset
+    from xrayqwen2vl.synthetic.leaderboard import CHEXPERT_CSV, write_chexpert_plus, write_rexgradient
+
+    raw = out / "raw"
+    write_chexpert_plus(sample_dir, raw / "chexpert-plus")
+    write_rexgradient(sample_dir, raw / "rexgradient")
+    runs = {
+        "chexpert-plus": {
+            "reports": str(raw / "chexpert-plus" / CHEXPERT_CSV),
+            "images_dir": str(raw / "chexpert-plus" / "PNG"),
+        },
+        "rexgradient": {
+            "metadata_dir": str(raw / "rexgradient" / "metadata"),
+            "images_dir": str(raw / "rexgradient"),
+        },
+    }
+    for name, given in runs.items():
+        form = get_form(name)
+        options = PrepareOptions(format=name, name=name, split=form.default_split)
+        prepare_dataset(form.read(given), given["images_dir"], out, options, inputs=given, progress=False)
+    return out
+
+
 def prepare_config_data(sample_dir: Path, out: Path) -> Path:
-    """Every dataset the real configs name (openi_* and mimic_*), in one dataset_dir."""
+    """Every dataset the real configs name (openi_*, mimic_*, chexpert-plus_*, rexgradient_*), in
+    one dataset_dir."""
     prepare_openi(sample_dir, out)
+    prepare_collections(sample_dir, out)
     return prepare_mimic(sample_dir, out)
 
 

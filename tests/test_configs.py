@@ -195,7 +195,7 @@ def test_parses_with_llamafactory(path, tiny_family_model, monkeypatch):
         assert data_args.template == args["template"]
         assert data_args.cutoff_len == args["cutoff_len"]
         if training_args.do_train:
-            assert data_args.dataset == [args["dataset"]]
+            assert data_args.dataset == args["dataset"].split(",")
             assert data_args.val_size == 0, (
                 f"{rel(path)}: validation must come from eval_dataset, not val_size"
             )
@@ -424,8 +424,9 @@ def test_cutoff_len_never_truncates_two_views(path):
         f"{rel(path)}: cutoff_len {cfg['cutoff_len']} could cut the image tokens of two views"
     )
     assert "val_size" not in cfg, f"{rel(path)}: a random val_size would split the views of a study"
-    collection = cfg["dataset"].removesuffix("_train")
-    assert collection in ("openi", "mimic") and cfg["eval_dataset"] == f"{collection}_val"
+    collections = [name.removesuffix("_train") for name in cfg["dataset"].split(",")]
+    assert set(collections) <= {"openi", "mimic", "chexpert-plus", "rexgradient"}
+    assert cfg["eval_dataset"] in [f"{c}_val" for c in collections]
 
 
 def test_original_recipe_kept_in_the_7b_config():

@@ -6,6 +6,8 @@ from __future__ import annotations
 def run_download(args) -> int:
     from ..data.download import DownloadError, download
 
+    if args.zstd_parts:
+        return _unpack_parts(args)
     which = ("reports", "images") if args.only is None else (args.only,)
     try:
         record = download(
@@ -26,6 +28,17 @@ def run_download(args) -> int:
     print(
         f"next: xrayqwen2vl prepare --format openi --reports-dir {args.out}/ecgen-radiology "
         f"--images-dir {args.out}/NLMCXR_png --out data"
+    )
+    return 0
+
+
+def _unpack_parts(args) -> int:
+    from ..data.download import extract_zstd_parts
+
+    done = extract_zstd_parts(args.zstd_parts, args.out, args.zstd_folder, progress=not args.quiet)
+    print(
+        f"{len(done['parts'])} parts ({', '.join(done['parts'][:3])}{', …' if len(done['parts']) > 3 else ''}): "
+        f"{done['tar_bytes']} bytes of tar, {done['files']} files in {args.out}/{done['folder']}/"
     )
     return 0
 
@@ -57,5 +70,14 @@ def register(sub) -> None:
     )
     p.add_argument("--timeout", type=float, default=60, help="socket timeout in seconds (default 60)")
     p.add_argument("--no-extract", action="store_true", help="download and verify only")
+    p.add_argument(
+        "--zstd-parts",
+        metavar="FIRST_PART",
+        help="instead of fetching Open-i: unpack a split zstd-compressed tar already downloaded (ReXGradient-160K's "
+        "deid_png.part00, deid_png.part01, …; give one part) into OUT, under the same safety rules",
+    )
+    p.add_argument(
+        "--zstd-folder", default="deid_png", help="the folder the split archive holds (default deid_png)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_download)

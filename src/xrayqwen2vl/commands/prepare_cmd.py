@@ -49,6 +49,11 @@ def run_prepare(args) -> int:
     if missing:
         raise InputFileError(f"--format {form.name} needs {' and '.join(missing)}")
     given = {a: getattr(args, a) for a in form.inputs}
+    for f in forms().values():
+        for attr in f.flags:
+            if getattr(args, attr, False) and attr not in form.flags:
+                raise InputFileError(f"{_flag(attr)} is read only by --format {f.name}")
+    given.update({attr: bool(getattr(args, attr, False)) for attr in form.flags})
     split, table = _choose_split(form, args)
     if args.prompt and args.prompts:
         raise InputFileError("give --prompt or --prompts, not both")
@@ -151,6 +156,9 @@ def _input_flags(p) -> None:
     g = p.add_argument_group("inputs (per format)")
     for attr, texts in helps.items():
         g.add_argument(_flag(attr), dest=attr, help="; ".join(texts))
+    for form in forms().values():
+        for attr, text in form.flags.items():
+            g.add_argument(_flag(attr), dest=attr, action="store_true", help=text)
 
 
 def _split_help(known) -> str:
@@ -167,8 +175,8 @@ def register(sub) -> None:
     known = forms()
     p = sub.add_parser(
         "prepare",
-        help="turn any public form of OpenI / IU X-ray, or MIMIC-CXR, into LLaMA-Factory ShareGPT "
-        "train/val/test files",
+        help="turn any public form of OpenI / IU X-ray, MIMIC-CXR, CheXpert Plus, ReXGradient-160K or a "
+        "ReXrank test JSON into LLaMA-Factory ShareGPT train/val/test files",
         description=(
             "Parse the reports, check every image, split by study (a hash of the study key or of the "
             "patient, or a published split), and write OUT/NAME_{train,val,test}.json, dataset_info.json entries "

@@ -368,3 +368,103 @@ def download(
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, record_path)
     return record
+
+
+# ---------------------------------------------------------------- split zstd archives
+#
+# ReXGradient-160K ships its images as ``deid_png.part00``, ``deid_png.part01``, …: one
+# zstd-compressed tar cut into pieces (the dataset card's plain ``tar -xf`` does not read it).
+# Python 3.11's tarfile has no zstd, so the pieces are joined and decompressed (the
+# ``zstandard`` package) into one temporary tar beside the output, which ``extract`` then
+# unpacks under the same rules as any archive; the temporary tar is removed afterwards.
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# The members of one split archive (ReXGradient: about 273k images and their folders).
+MAX_SPLIT_MEMBERS = 2_000_000
+_PART = re.compile(r"(?P<stem>.+)\.part(?P<n>\d+)$")
+
+
+def split_parts(first: str | Path) -> list[Path]:
+    """Every ``STEM.partNN`` beside ``first`` (one of them, or ``STEM.part*``'s stem), in number
+    order; an InputFileError when none is there or a number is missing."""
+    first = Path(first)
+    m = _PART.fullmatch(first.name)
+    stem = m.group("stem") if m else first.name.removesuffix(".part*")
+    found = {}
+    for p in first.parent.glob(f"{glob_escape(stem)}.part*"):
+        pm = _PART.fullmatch(p.name)
+        if pm and p.is_file():
+            found[int(pm.group("n"))] = p
+    if not found:
+        raise InputFileError(f"{first.parent / stem}.part*: no parts found")
+    numbers = sorted(found)
+    gaps = [n for n in range(numbers[0], numbers[-1] + 1) if n not in found]
+    if gaps:
+        raise InputFileError(
+            f"{first.parent / stem}.part*: part {gaps[0]} is missing ({len(found)} parts found)"
+        )
+    return [found[n] for n in numbers]
+
+
+def glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def join_zstd_parts(parts: list[Path], dest: Path, progress: bool = False) -> int:
+    """The parts, in order, decompressed into ``dest`` (a tar); returns its size. A part that is
+    not zstd, corrupt data or a stream cut short is an InputFileError naming the part."""
+    import zstandard
+
+    with open(parts[0], "rb") as f:
+        if f.read(4) != ZSTD_MAGIC:
+            raise InputFileError(f"{parts[0]}: not zstd data (expected the zstd magic number 28 b5 2f fd)")
+    total = sum(p.stat().st_size for p in parts)
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="zstd", disable=not progress)
+    tmp = dest.with_name(dest.name + ".part")
+    written = 0
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    in_frame = False  # data fed to the current frame and its end not seen yet
+    try:
+        with open(tmp, "wb") as out:
+            for part in parts:
+                with open(part, "rb") as f:
+                    for chunk in iter(lambda f=f: f.read(CHUNK * 16), b""):
+                        bar.update(len(chunk))
+                        while chunk:
+                            try:
+                                data = dobj.decompress(chunk)
+                            except zstandard.ZstdError as e:
+                                raise InputFileError(f"{part}: corrupt zstd data ({e})") from None
+                            in_frame = True
+                            out.write(data)
+                            written += len(data)
+                            chunk = b""
+                            if dobj.eof:  # a new frame may follow (pzstd writes several)
+                                chunk = dobj.unused_data
+                                dobj = zstandard.ZstdDecompressor().decompressobj()
+                                in_frame = False
+        if in_frame:
+            raise InputFileError(f"{parts[-1]}: the zstd stream is cut short (a part missing or incomplete?)")
+        os.replace(tmp, dest)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
+    return written
+
+
+def extract_zstd_parts(
+    first: str | Path, out: str | Path, result: str = "deid_png", progress: bool = True
+) -> dict:
+    """Join, decompress and unpack a split zstd tar (``deid_png.part*``) so that ``out/result``
+    appears whole, through ``extract`` (links, special files, members leaving the folder refused;
+    the unpacked size capped at the tar's own size, the members at MAX_SPLIT_MEMBERS)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = split_parts(first)
+    tar = out / f".{result}.tar"
+    try:
+        size = join_zstd_parts(parts, tar, progress)
+        files = extract(tar, out, "", result, cap=size, max_members=MAX_SPLIT_MEMBERS)
+    finally:
+        tar.unlink(missing_ok=True)
+    return {"parts": [p.name for p in parts], "tar_bytes": size, "files": files, "folder": result}

@@ -568,6 +568,8 @@ class SampleWriter:
         options, prompts = self.options, self.prompts
         key = s.rec.study_key
         prompt = prompts[0] if len(prompts) == 1 else prompts[_pick(key, options.seed, len(prompts))]
+        if s.rec.context:
+            prompt = f"{s.rec.context}\n{prompt}"
         self.reports[s.split] += 1
         for group in s.samples:
             rel = []

@@ -36,6 +36,9 @@ class Report:
     # Facts worth counting that did not stop the record, "<kind> (<details>)", e.g. the caption
     # variants of one study; listed and counted in the manifest under "notes".
     notes: list[str] = field(default_factory=list)
+    # Text the prompt starts with for this study (the indication and comparison a form gives when
+    # asked for them, e.g. rexrank --with-context); never demographics.
+    context: str = ""
 
     @property
     def study_key(self) -> str:

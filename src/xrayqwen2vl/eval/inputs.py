@@ -86,6 +86,8 @@ def _text_only(path: Path, n: int, key: str, value: str) -> str:
 def read_predictions(path: str | Path) -> list[Prediction]:
     """LLaMA-Factory's generated_predictions.jsonl: one object per line with prompt, predict, label."""
     path = Path(path)
+    if path.suffix.lower() == ".json":
+        return read_leaderboard_predictions(path)
     out = []
     for n, obj in read_jsonl(path):
         prompt = obj.get("prompt", "")
@@ -103,6 +105,30 @@ def read_predictions(path: str | Path) -> list[Prediction]:
         raise InputFileError(
             f'{path}: every "predict" is empty ({len(out)} lines): generation wrote nothing, nothing to evaluate'
         )
+    return out
+
+
+def read_leaderboard_predictions(path: Path) -> list[Prediction]:
+    """A ReXrank submission file (what ``rexrank-predict`` writes: the leaderboard's test JSON
+    with a ``model_prediction`` per study) as predictions: the study key as the prompt, the
+    reference from the study's own sections. A prediction that reads "Findings: … Impression: …"
+    is of the full-report track and is scored against both sections; else (the findings track)
+    against the findings, or the impression where the study has no findings."""
+    from ..data.formats.common import iter_json_object
+    from ..data.formats.rexrank import reference_sections
+    from ..data.text import build_target
+
+    out = []
+    for n, (key, study) in enumerate(iter_json_object(path, "ReXrank predictions"), start=1):
+        if not isinstance(study, dict) or not isinstance(study.get("model_prediction"), str):
+            raise InputFileError(f'{path}: study {key!r}: no "model_prediction" string')
+        predict = study["model_prediction"]
+        findings, impression = reference_sections(study)
+        full = "impression:" in predict.lower()
+        label = build_target(findings, impression) if full else findings or impression
+        out.append(Prediction(key, predict, label, n))
+    if not out:
+        raise InputFileError(f"{path}: no studies")
     return out
 
 

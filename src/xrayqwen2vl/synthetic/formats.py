@@ -6,6 +6,8 @@ The sample (``sample.py``) is in the raw Open-i layout; these converters rewrite
 - ``xrayglm``: ``openi-en.json``, ``openi-zh.json`` and ``images/<report>_<k>.png``;
 - ``mimic``: the studies dressed as a copy of MIMIC-CXR (``mimic.py``: the MIMIC-CXR-JPG root,
   the report files, and R2Gen's MIMIC-CXR annotation of them);
+- ``chexpert-plus``, ``rexgradient``, ``rexrank``: the studies as CheXpert Plus, ReXGradient-160K
+  and a ReXrank leaderboard test JSON (``leaderboard.py``);
 each with the same file names, columns and id conventions as the public copies, so the readers
 and the tests run on data of the same shape. Deterministic for a given sample.
 """
@@ -17,44 +19,14 @@ import io
 import json
 import random
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from ..fileio import atomic_write_text, dump_json
+from .leaderboard import write_chexpert_plus, write_rexgradient, write_rexrank
 from .mimic import write_mimic
+from .studies import sample_studies
 
-SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm", "mimic")
-
-
-def sample_studies(sample_dir: Path) -> list[dict]:
-    """Each study of the sample: number, sections (en, zh) and its images with true views."""
-    labels = {}
-    with open(sample_dir / "labels.csv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            labels[row["id"]] = row
-    studies = []
-    xml_dir = sample_dir / "ecgen-radiology"
-    for path in sorted(xml_dir.glob("*.xml"), key=lambda p: int(p.stem)):
-        root = ET.parse(path).getroot()
-        uid = root.find("uId").get("id")
-        sections = {
-            (el.get("Label") or "").upper(): "".join(el.itertext())
-            for el in root.iterfind("MedlineCitation/Article/Abstract/AbstractText")
-        }
-        row = labels[uid]
-        views = dict(item.split(":") for item in row["images"].split(";") if item)
-        images = [(el.get("id"), views[el.get("id")]) for el in root.iterfind("parentImage")]
-        studies.append(
-            {
-                "number": int(path.stem),
-                "uid": uid,
-                "sections": sections,
-                "zh": {"findings": row["findings_zh"], "impression": row["impression_zh"]},
-                "images": images,
-                "mesh": ";".join(el.text or "" for el in root.iterfind("MeSH/major")),
-            }
-        )
-    return studies
+SYNTHETIC_FORMATS = ("kaggle", "r2gen", "xrayglm", "mimic", "chexpert-plus", "rexgradient", "rexrank")
 
 
 def _csv(rows: list[dict], fields: list[str]) -> str:
@@ -176,7 +148,15 @@ def write_xrayglm(sample_dir: str | Path, out: str | Path) -> dict:
 
 
 def write_format(fmt: str, sample_dir: str | Path, out: str | Path) -> dict:
-    writers = {"kaggle": write_kaggle, "r2gen": write_r2gen, "xrayglm": write_xrayglm, "mimic": write_mimic}
+    writers = {
+        "kaggle": write_kaggle,
+        "r2gen": write_r2gen,
+        "xrayglm": write_xrayglm,
+        "mimic": write_mimic,
+        "chexpert-plus": write_chexpert_plus,
+        "rexgradient": write_rexgradient,
+        "rexrank": write_rexrank,
+    }
     if fmt not in writers:
         raise ValueError(f"unknown format {fmt!r}: expected one of {', '.join(SYNTHETIC_FORMATS)}")
     return writers[fmt](sample_dir, out)

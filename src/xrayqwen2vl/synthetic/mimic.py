@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..fileio import atomic_write_bytes, atomic_write_text
+from .studies import sample_studies
 from .text import CHEXPERT_OF
 
 JPG_DIR = "mimic-cxr-jpg"
@@ -431,8 +432,6 @@ def _png_to_jpeg(image: MimicImage, path: Path) -> tuple[int, int]:
 
 def write_mimic(sample_dir: str | Path, out: str | Path, seed: int = 0) -> dict:
     """The synthetic Open-i sample (``sample.py``) as a MIMIC-CXR copy under ``out``."""
-    from .formats import sample_studies
-
     sample_dir = Path(sample_dir)
     sources = []
     for s in sample_studies(sample_dir):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..records import InputFileError, Report, Skipped, UnusedImage
 from ..splits import PublishedSplit
 
 # The form modules, in the order --format lists them.
-MODULES = ("openi", "kaggle", "r2gen", "xrayglm", "mimic")
+MODULES = ("openi", "kaggle", "r2gen", "xrayglm", "mimic", "chexpert_plus", "rexgradient", "rexrank")
 
 Records = Iterable[Report | Skipped | UnusedImage]
 
@@ -43,6 +43,9 @@ class InputForm:
     sections_lang: str | None = "en"  # language of the source's sections; None: text taken as given
     published_split: str | None = None  # the --split value the reader fills Report.split for
     default_split: str = "hash"
+    # Optional on/off switches of the form (argparse dest -> help), passed to read() in the
+    # mapping as True/False; the flag is --dest-with-dashes.
+    flags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

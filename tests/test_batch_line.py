@@ -19,14 +19,16 @@ def test_the_recipes_batch_and_the_accumulation_that_keeps_it():
         "2 × batch 8 × accumulation 8 = 128 samples per optimizer step "
         "(the recipe: 4 GPUs × 8 × 8 = 256; gradient_accumulation_steps=16 keeps it)"
     )
-    # 256 / (3 × 8) is not whole: no accumulation keeps it, so none is suggested
+    # 256 / (3 × 8) is not whole: no accumulation keeps it, so none is suggested (the nearest are named)
     assert batch_line(RECIPE, RECIPE, 4, _plan(3, 3)) == (
-        "3 × batch 8 × accumulation 8 = 192 samples per optimizer step (the recipe: 4 GPUs × 8 × 8 = 256)"
+        "3 × batch 8 × accumulation 8 = 192 samples per optimizer step (the recipe: 4 GPUs × 8 × 8 = 256; "
+        "no gradient_accumulation_steps keeps it exactly with 3 × batch 8: 10 gives 240, 11 gives 264)"
     )
     # more ranks than the recipe's batch allows at accumulation 1: none keeps it either
     big = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
     assert batch_line(big, big, 2, _plan(4, 4)) == (
-        "4 × batch 8 × accumulation 1 = 32 samples per optimizer step (the recipe: 2 GPUs × 8 × 1 = 16)"
+        "4 × batch 8 × accumulation 1 = 32 samples per optimizer step (the recipe: 2 GPUs × 8 × 1 = 16; "
+        "no gradient_accumulation_steps keeps it exactly with 4 × batch 8: 1 gives 32)"
     )
     assert batch_line(RECIPE, RECIPE, 1, _plan(2, 2)) == (
         "2 × batch 8 × accumulation 8 = 128 samples per optimizer step "

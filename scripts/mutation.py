@@ -94,7 +94,7 @@ MODULES: dict[str, Module] = {
     ),
     "batch_line": Module(
         "src/xrayqwen2vl/recipes/gpus.py",
-        ("batch_line", "Plan.*"),
+        ("batch_line", "keep_hint", "Plan.*"),
         # test_preflight.py checks the line through the command in a subprocess: no mutant reaches it
         ("tests/test_batch_line.py",),
     ),

@@ -7,7 +7,9 @@ Fast: with test_security_download.py (the same refusals through the command and 
 from __future__ import annotations
 
 import io
+import os
 import tarfile
+import tempfile
 
 import pytest
 
@@ -231,3 +233,58 @@ def test_a_gnu_long_name_header_is_named_as_such(tmp_path):
         InputFileError, match=r": a GNU long-name extended header at byte 0 declares 65,549 bytes"
     ):
         extract(archive, out, "", "r")
+
+
+def test_folders_are_made_for_members_whose_parents_are_not_listed(tmp_path):
+    """tarfile lists a folder only when the archiver did: a file or folder deep inside comes alone."""
+    archive, out = _archive(tmp_path, ("r/a/b/1.xml", b"1"), ("r/c/d", None), ("r/with space.xml", b"2"))
+    assert extract(archive, out, "", "r") == 2
+    assert (out / "r" / "a" / "b" / "1.xml").read_bytes() == b"1" and (out / "r" / "c" / "d").is_dir()
+    assert (out / "r" / "with space.xml").read_bytes() == b"2"
+    # and under a nested extract_to
+    (tmp_path / "n").mkdir()
+    archive, out = _archive(tmp_path / "n", ("1.png", b"p"))
+    assert extract(archive, out, "images/all", "images") == 1
+    assert (out / "images" / "all" / "1.png").read_bytes() == b"p"
+
+
+def test_unpacked_files_are_not_executable(tmp_path):
+    archive, out = _archive(tmp_path, ("r/1.xml", b"x"))
+    extract(archive, out, "", "r")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "r" / "1.xml").stat().st_mode & 0o777 == 0o644 & ~umask
+
+
+def test_a_refusal_through_extract_names_the_archive(tmp_path):
+    archive, out = _archive(tmp_path, ("r/1.xml", b"x"), _info("r/l", tarfile.SYMTYPE, "1.xml"))
+    with pytest.raises(InputFileError) as err:
+        extract(archive, out, "", "r")
+    assert str(err.value) == (
+        f"{archive}: member 'r/l' is a symbolic link (to '1.xml'); links are refused, "
+        "the Open-i archives hold files and folders only"
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_the_names_found_instead_are_five_and_cut(tmp_path):
+    long = "z" * 100
+    archive, out = _archive(tmp_path, *[(f"{c}.txt", b"") for c in "abcdef"], (f"{long}/1.xml", b""))
+    with pytest.raises(InputFileError) as err:
+        extract(archive, out, "", "r")
+    assert str(err.value) == (
+        f"{archive}: expected a folder r/ inside, found: 'a.txt', 'b.txt', 'c.txt', 'd.txt', 'e.txt'"
+    )
+    (tmp_path / "l").mkdir()
+    archive, out = _archive(tmp_path / "l", (f"{long}/1.xml", b""))
+    with pytest.raises(InputFileError) as err:
+        extract(archive, out, "", "r")
+    assert str(err.value) == f"{archive}: expected a folder r/ inside, found: {'z' * 60!r}… (100 characters)"
+
+
+def test_the_unpack_folder_is_made_inside_out(tmp_path, monkeypatch):
+    """Inside --out (so that the finished folder is moved in place on one file system), not in the
+    system's temporary folder: with that one missing, extraction still works."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    archive, out = _archive(tmp_path, ("r/1.xml", b"x"))
+    assert extract(archive, out, "", "r") == 1

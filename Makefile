@@ -15,7 +15,7 @@ help:
 	@echo "make test      the test suite (what CI runs), including the end-to-end llamafactory-cli runs"
 	@echo "make test-fast the tests not marked slow"
 	@echo "make metrics-venv  .venv-metrics: RadEval for evaluate --metrics rexrank (layered over .venv)"
-	@echo "make mutation  mutation score per module (mutmut; ~30 min, not in CI); MODULES=\"splits normalize\" for some"
+	@echo "make mutation  mutation score per module (mutmut; ~7 min, not in CI); MODULES=\"splits normalize\" for some"
 	@echo "make style     format and fix with ruff"
 	@echo "make quality   ruff lint and format check"
 	@echo "demo and test-fast need Java, test also Debian's Chromium: as root they are installed with"

@@ -4,7 +4,7 @@ it only when one does exactly. test_preflight.py checks it in the command's outp
 
 from __future__ import annotations
 
-from xrayqwen2vl.recipes.gpus import Plan, batch_line
+from xrayqwen2vl.recipes.gpus import Plan, batch_line, keep_hint
 
 
 def _plan(count: int, processes: int, nnodes: int = 1, torchrun: bool = True, devices=None) -> Plan:
@@ -19,12 +19,12 @@ def test_the_recipes_batch_and_the_accumulation_that_keeps_it():
         "2 × batch 8 × accumulation 8 = 128 samples per optimizer step "
         "(the recipe: 4 GPUs × 8 × 8 = 256; gradient_accumulation_steps=16 keeps it)"
     )
-    # 256 / (3 × 8) is not whole: no accumulation keeps it, so none is suggested (the nearest are named)
+    # 256 / (3 × 8) is not whole: no accumulation keeps it, the two nearest and what they give
     assert batch_line(RECIPE, RECIPE, 4, _plan(3, 3)) == (
         "3 × batch 8 × accumulation 8 = 192 samples per optimizer step (the recipe: 4 GPUs × 8 × 8 = 256; "
         "no gradient_accumulation_steps keeps it exactly with 3 × batch 8: 10 gives 240, 11 gives 264)"
     )
-    # more ranks than the recipe's batch allows at accumulation 1: none keeps it either
+    # more ranks than the recipe's batch allows at accumulation 1: none keeps it, and 0 is no choice
     big = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}
     assert batch_line(big, big, 2, _plan(4, 4)) == (
         "4 × batch 8 × accumulation 1 = 32 samples per optimizer step (the recipe: 2 GPUs × 8 × 1 = 16; "
@@ -81,4 +81,31 @@ def test_the_recipes_own_batch_and_an_accumulation_of_one():
     assert batch_line(run, own, 2, _plan(2, 2)) == (
         "2 × batch 8 × accumulation 2 = 32 samples per optimizer step "
         "(the recipe: 2 GPUs × 8 × 1 = 16; gradient_accumulation_steps=1 keeps it)"
+    )
+
+
+def test_the_recipes_nodes_multiply_its_batch():
+    assert batch_line(RECIPE, RECIPE, 8, _plan(8, 8), recipe_nodes=2) == (
+        "8 × batch 8 × accumulation 8 = 512 samples per optimizer step "
+        "(the recipe: 2 nodes × 8 GPUs × 8 × 8 = 1024; gradient_accumulation_steps=16 keeps it)"
+    )
+    # one node (or a count below one) is written as GPUs only
+    assert batch_line(RECIPE, RECIPE, 4, _plan(2, 2), recipe_nodes=0).endswith(
+        "(the recipe: 4 GPUs × 8 × 8 = 256; gradient_accumulation_steps=16 keeps it)"
+    )
+    # two nodes of the recipe run as two nodes here: the same batch, nothing more to say
+    assert batch_line(RECIPE, RECIPE, 4, _plan(4, 4, nnodes=2), recipe_nodes=2) == (
+        "8 × batch 8 × accumulation 8 = 512 samples per optimizer step"
+    )
+
+
+def test_keep_hint_divides_exactly_or_gives_the_two_nearest():
+    assert keep_hint(256, 4, 8) == "gradient_accumulation_steps=8 keeps it"
+    assert keep_hint(32, 4, 8) == "gradient_accumulation_steps=1 keeps it"
+    assert keep_hint(100, 3, 4) == (
+        "no gradient_accumulation_steps keeps it exactly with 3 × batch 4: 8 gives 96, 9 gives 108"
+    )
+    # fewer samples than one step of the run: accumulation 0 is no choice, 1 is the nearest
+    assert (
+        keep_hint(16, 4, 8) == "no gradient_accumulation_steps keeps it exactly with 4 × batch 8: 1 gives 32"
     )

@@ -35,7 +35,7 @@ def test_each_family_passes_under_its_template(checkout):
     for config in (TRAIN_8B, TRAIN_2_5):
         proc = run_check(checkout, config, *CPU, env=env)
         assert proc.returncode == 0, proc.stderr
-        assert "checked: model, data, deepspeed, output, packages, gpus: ok" in proc.stdout
+        assert "checked: model, code, data, deepspeed, output, packages, gpus: ok" in proc.stdout
         assert "warning" not in proc.stderr
 
 

@@ -78,7 +78,7 @@ def test_the_readme_r2gen_commands_find_the_data(checkout):
     train = the_command("bash", "scripts/train.sh", "dataset=r2gen_train")
     proc = run_check(checkout, train[2], *overrides(train), "bf16=false", env=cpu)
     assert proc.returncode == 0, proc.stderr
-    assert "checked: model, data, deepspeed, output, packages, gpus: ok" in proc.stdout
+    assert "checked: model, code, data, deepspeed, output, packages, gpus: ok" in proc.stdout
     predict = the_command("bash", "scripts/predict.sh", "eval_dataset=r2gen_test")
     adapter = next(a.split("=", 1)[1] for a in predict if a.startswith("adapter_name_or_path="))
     assert f"output_dir={adapter}" in train, "predict must read the adapter the train command writes"

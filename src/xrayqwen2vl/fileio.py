@@ -189,8 +189,9 @@ def refuse_output_over_inputs(
     output folder a command fills (``folders``) holds an input. ``outputs`` and ``folders`` map
     what the file is (its flag, or ``OUT/manifest.json``) to the path; ``inputs`` map the input's
     flag to its path (None: not given). Paths are compared resolved (links, ``..``), and as the
-    same file (hard links) where both exist; called before anything is written."""
-    given = {k: Path(v) for k, v in inputs.items() if v is not None and str(v) != ""}
+    same file (hard links) where both exist; called before anything is written. Values that are
+    not paths (a form's flags, e.g. ``--with-context``) are no inputs and are passed over."""
+    given = {k: Path(v) for k, v in inputs.items() if isinstance(v, str | os.PathLike) and str(v) != ""}
     for name, out in outputs.items():
         for flag, src in given.items():
             if _same_file(Path(out), src):

@@ -213,7 +213,17 @@ def test_report_is_listed_in_the_cli_help():
         else:  # the help text wrapped onto the next line
             rows[name] += " " + line.strip()
     assert list(rows) == [
-        *("sample", "download", "prepare", "translate", "tiny-model", "check", "report", "web", "rexrank-predict"),
+        *(
+            "sample",
+            "download",
+            "prepare",
+            "translate",
+            "tiny-model",
+            "check",
+            "report",
+            "web",
+            "rexrank-predict",
+        ),
         *("evaluate", "label", "baselines", "compare", "counterfactual", "reliance"),
     ]
     assert (

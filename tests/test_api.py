@@ -69,6 +69,9 @@ def api(tiny_model_dir, adapter, tmp_path_factory):
 def reference(tiny_model_dir, adapter):
     """The same model and adapter in this process: ``answer(images, prompt, max_new_tokens)`` is
     the greedy (reply text, prompt tokens) the server must give for those images and prompt."""
+    from xrayqwen2vl import lf_shim
+
+    lf_shim.install()  # as the server's processes (scripts/api.sh) and serve/report.py do
     from llamafactory.chat import ChatModel
 
     args = yaml.safe_load(CONFIG.read_text())

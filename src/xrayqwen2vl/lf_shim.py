@@ -43,6 +43,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.machinery
 import os
+import re
 import sys
 from importlib import metadata
 
@@ -60,13 +61,15 @@ _MARK = "_xrayqwen2vl_mm_token_type_ids"
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
+    """(major, minor, micro) from a version string; a pre-release part (5.6.0rc1) counts as its
+    leading number, so 5.6.0rc1 compares as 5.6.0."""
     parts = []
     for piece in text.split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit()) if not piece.isdigit() else piece
-        if not digits:
+        number = re.match(r"\d+", piece)
+        if number is None:
             break
-        parts.append(int(digits))
-        if digits != piece:  # 5.6.0rc1, 5.5.0.dev0: stop at the pre-release
+        parts.append(int(number.group()))
+        if number.group() != piece:
             break
     return tuple(parts + [0] * (3 - len(parts)))
 

@@ -18,7 +18,6 @@ positions do not depend on the weights) and by the learning check's condition (d
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -26,17 +25,19 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))  # run from a checkout without the package installed
 PROBE_DIR = REPO / "benchmarks" / "position_probe"
 PREDICT_CONFIG = REPO / "configs" / "tiny" / "qwen2vl_tiny_predict.yaml"
-TEMPLATE = {"qwen2_vl": "qwen2_vl", "qwen2_5_vl": "qwen2_vl", "qwen3_vl": "qwen3_vl_nothink"}
-
-
-def model_type(model_dir: Path) -> str:
-    return json.loads((Path(model_dir) / "config.json").read_text())["model_type"]
 
 
 def template_of(model_dir: Path) -> str:
-    return TEMPLATE[model_type(model_dir)]
+    """The Instruct template of the model's Qwen VL family, as the preflight knows it."""
+    from xrayqwen2vl.recipes.models import family_template
+
+    template = family_template(model_dir)
+    if template is None:
+        raise ValueError(f"{model_dir}: not a Qwen VL model folder")
+    return template
 
 
 def _free_port() -> int:
@@ -47,7 +48,6 @@ def _free_port() -> int:
 
 def probe_env(records: Path, shim: bool = True, base: dict | None = None) -> dict:
     """The wrappers' environment (the shim's boot folder first on PYTHONPATH) plus the recorder."""
-    sys.path.insert(0, str(REPO / "src"))
     from xrayqwen2vl import lf_shim
 
     env = dict(os.environ if base is None else base)
@@ -170,8 +170,10 @@ def compare(records: Path, model_dir: Path) -> dict:
     collator = _collator(model)
     rows = same = 0
     first = None
+    ranks = set()
     for f in files:
         record = torch.load(f, weights_only=False)
+        ranks.add(record["rank"])
         expected = training_positions(collator, record)
         got = record["positions"]
         mask = record["attention_mask"]
@@ -194,7 +196,7 @@ def compare(records: Path, model_dir: Path) -> dict:
     return {
         "model_type": model.config.model_type,
         "records": len(files),
-        "ranks": sorted({torch.load(f, weights_only=False)["rank"] for f in files}),
+        "ranks": sorted(ranks),
         "rows": rows,
         "same": same,
         "first_difference": first,

@@ -72,8 +72,15 @@ system-deps-java:
 	@bash scripts/system-deps.sh java
 
 # pytest exits 5 when it collected no test: that is a failure here, not a pass.
+# TEST_WORKERS pytest-xdist workers, one test file each at a time (a file's module fixtures, the servers
+# among them, are built once); the shared session fixtures are built once for all (tests/conftest.py).
+# One torch thread per worker: two workers of two threads each on two cores spin against each other.
+# TEST_WORKERS=0 runs in this process, as plain `pytest` does.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+TEST_THREADS = $(if $(filter 0,$(TEST_WORKERS)),,OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=$${MKL_NUM_THREADS:-1})
 test: system-deps $(STAMP) $(METRICS_STAMP)
-	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+	$(TEST_THREADS) $(PY) -m pytest $(XDIST); rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 test-fast: system-deps-java $(STAMP) $(METRICS_STAMP)
 	$(PY) -m pytest -m "not slow"

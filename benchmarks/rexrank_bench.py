@@ -61,8 +61,8 @@ def main() -> int:
     preds, refs = reports(args.studies, 1), reports(args.studies, 2)
     labels = [{} for _ in refs]
 
-    def runner(hyps, references, metrics):
-        return run_adapter(hyps, references, metrics, batch_size=args.batch_size)
+    def runner(hyps, references, metrics, **options):
+        return run_adapter(hyps, references, metrics, batch_size=args.batch_size, **options)
 
     times, cpu, block = [], [], None
     for _ in range(args.repeats):

@@ -57,25 +57,67 @@ def llamafactory(job: str, config: str | Path, *overrides: str, cwd: Path = REPO
     return run_cli([tool("llamafactory-cli"), job, str(config), *overrides], cwd=cwd, log=log)
 
 
+# Heaviest test files first (from `pytest --durations`): with `make test`'s workers (pytest-xdist,
+# one file per worker at a time) a long file that starts last would leave the other worker idle.
+HEAVY_FIRST = [
+    "test_learning_check.py",
+    "test_configs_cpu_runs.py",
+    "test_evaluate_cli.py",
+    "test_positions.py",
+    "test_reliance.py",
+    "test_e2e.py",
+    "test_perf_benchmarks.py",
+    "test_configs_gpu_check.py",
+    "test_rexrank_metrics.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: k for k, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise
+
+
+def shared_build(tmp_path_factory, name: str, build) -> Path:
+    """A folder ``build(folder)`` fills once per run: per session, and once for all workers when
+    pytest-xdist runs several (the first builds under a lock, the others wait and reuse it)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock
+
+    folder = tmp_path_factory.getbasetemp().parent / f"shared-{name}"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     from xrayqwen2vl.synthetic.sample import generate_sample
 
-    out = tmp_path_factory.mktemp("sample")
-    generate_sample(out, reports=80, seed=1, progress=False)
-    return out
+    return shared_build(
+        tmp_path_factory, "sample", lambda out: generate_sample(out, reports=80, seed=1, progress=False)
+    )
 
 
 _TINY_MODELS: dict[str, Path] = {}
 
 
 def tiny_model_of(family: str, tmp_path_factory) -> Path:
-    """The tiny random model of a family (qwen2_vl, qwen2_5_vl, qwen3_vl), built once per session."""
+    """The tiny random model of a family (qwen2_vl, qwen2_5_vl, qwen3_vl), built once per run."""
     from xrayqwen2vl.synthetic.tiny_model import build_tiny_model
 
     if family not in _TINY_MODELS:
         name = "tiny-qwen2vl" if family == "qwen2_vl" else f"tiny-{family}"
-        _TINY_MODELS[family] = build_tiny_model(tmp_path_factory.mktemp("tiny") / name, seed=0, family=family)
+        root = shared_build(
+            tmp_path_factory, f"tiny-{family}", lambda d: build_tiny_model(d / name, seed=0, family=family)
+        )
+        _TINY_MODELS[family] = root / name
     return _TINY_MODELS[family]
 
 
@@ -108,9 +150,7 @@ def prepare_sample(raw: Path, out: Path, name: str = "demo", **options) -> dict:
 @pytest.fixture(scope="session")
 def prepared_dir(sample_dir, tmp_path_factory) -> Path:
     """The sample prepared with the default options (two views), dataset name ``demo``."""
-    out = tmp_path_factory.mktemp("data")
-    prepare_sample(sample_dir, out, "demo")
-    return out
+    return shared_build(tmp_path_factory, "data", lambda out: prepare_sample(sample_dir, out, "demo"))
 
 
 # The configs/tiny/ file prefix of each family that has its own tiny configs.
@@ -126,17 +166,20 @@ def tiny_lora(tiny_family_model, prepared_dir, tmp_path_factory):
 
     def train(family: str) -> Path:
         if family not in trained:
-            root = tmp_path_factory.mktemp(f"lora_{family}")
-            llamafactory(
-                "train",
-                REPO / "configs" / "tiny" / f"{TINY_CONFIG_PREFIX[family]}_lora_sft.yaml",
-                f"model_name_or_path={tiny_family_model(family)}",
-                f"dataset_dir={prepared_dir}",
-                f"output_dir={root / 'lora'}",
-                "num_train_epochs=1",
-                log=root / "train.log",
-            )
-            trained[family] = root / "lora"
+            model = tiny_family_model(family)
+
+            def build(root: Path) -> None:
+                llamafactory(
+                    "train",
+                    REPO / "configs" / "tiny" / f"{TINY_CONFIG_PREFIX[family]}_lora_sft.yaml",
+                    f"model_name_or_path={model}",
+                    f"dataset_dir={prepared_dir}",
+                    f"output_dir={root / 'lora'}",
+                    "num_train_epochs=1",
+                    log=root / "train.log",
+                )
+
+            trained[family] = shared_build(tmp_path_factory, f"lora_{family}", build) / "lora"
         return trained[family]
 
     return train

@@ -196,3 +196,55 @@ def test_requests_without_the_key_are_refused(api, views):
         assert e.value.status_code == 401
         with pytest.raises(openai.AuthenticationError):
             client.models.list()
+
+
+GREEN_PAIRS = [
+    ("Heart size is normal. Lungs are clear.", "The heart is normal. Lungs clear."),
+    ("Mild cardiomegaly. Small left pleural effusion.", "Cardiomegaly with a left effusion."),
+    ("Heart size is normal. Lungs are clear.", "The heart is normal. Lungs clear."),  # asked once
+]
+
+
+def test_green_judge_asked_through_the_openai_compatible_server(api, tmp_path):
+    """evaluate --green-endpoint sends GREEN's prompt to the real server, each distinct pair once,
+    with the key from the environment. The random model's answers have no GREEN sections: GREEN
+    counts them 0, and evaluate says how many there were instead of hiding them."""
+    import os
+    import subprocess
+    import sys
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(
+        "".join(json.dumps({"prompt": "x", "predict": p, "label": r}) + "\n" for p, r in GREEN_PAIRS)
+    )
+    cmd = [
+        sys.executable, "-m", "xrayqwen2vl.cli", "evaluate", "--predictions", str(preds), "--out",
+        str(tmp_path / "out"), "--metrics", "rexrank", "--rexrank-metrics", "green", "--bootstrap", "20",
+        "--green-endpoint", api["url"], "--green-model", "xrayqwen2vl", "--green-max-tokens", "6",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"), XRAYQWEN2VL_GREEN_API_KEY=KEY)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    block = json.loads((tmp_path / "out" / "metrics.json").read_text())["rexrank"]
+    green = block["green"]
+    # 2 distinct model pairs + the constant report against the 2 distinct references
+    assert green["endpoint"] == {
+        "url": api["url"] + "/chat/completions",
+        "model": "xrayqwen2vl",
+        "requests": 4,
+    }
+    assert green["unparsed"] == 3 and green["unparsed_studies"] == [0, 1, 2]
+    assert block["means"]["GREEN"]["value"] == 0.0 and "green" not in block["skipped"]
+    assert "GREEN: 3 of 3 judge answers had no GREEN sections" in proc.stdout
+    rows = [json.loads(line) for line in (tmp_path / "out" / "per_sample.jsonl").read_text().splitlines()]
+    assert [r["rexrank"]["GREEN"] for r in rows] == [0.0, 0.0, 0.0]
+    # the wrong key: one line naming the endpoint and the refusal, nothing written
+    env["XRAYQWEN2VL_GREEN_API_KEY"] = "sk-wrong"
+    proc = subprocess.run(
+        [*cmd[:7], str(tmp_path / "out2"), *cmd[8:]], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if not line.startswith("[rexrank] ")]  # progress
+    assert len(lines) == 1 and "HTTP 401" in lines[0], proc.stderr
+    assert f"127.0.0.1:{api['port']}" in lines[0] and not (tmp_path / "out2" / "metrics.json").exists()
+    assert "[rexrank] green (1/1): 6 pairs on cpu" in proc.stderr

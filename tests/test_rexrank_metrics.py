@@ -216,23 +216,115 @@ import json, sys
 from xrayqwen2vl.eval import rexrank_adapter as a
 a._alias_radeval()
 from radeval.metrics.radgraph_radcliq.radgraph_radcliq import RadGraphRadCliQ
-hyps, refs = json.loads(sys.argv[1])
-print(json.dumps([a._radgraph(hyps, refs, 8, "cpu"), RadGraphRadCliQ(model_type="radgraph")(hyps, refs)[1]]))
+from radeval.metrics.RaTEScore.scorer import RaTEScore
+from radeval.metrics.f1chexbert import F1CheXbert
+hyps, refs, rate_hyps, rate_refs = json.loads(sys.argv[1])
+chexbert = F1CheXbert(device="cpu", batch_size=3)
+texts = sorted(set(hyps + refs))
+vectors, labels = a._chexbert_pass(chexbert, texts, 3)
+print(json.dumps({
+    "chexbert": [
+        [v.tolist() for v in vectors], labels,
+        [v.tolist() for v in chexbert.get_embeddings(texts)], chexbert.get_labels(texts, mode="classification"),
+    ],
+    "radgraph": [a._radgraph(hyps, refs, 8, "cpu"), RadGraphRadCliQ(model_type="radgraph")(hyps, refs)[1]],
+    "radgraph_encoder": a.RADGRAPH_ENCODER,
+    "ratescore": [
+        a._ratescore(rate_hyps, rate_refs, 3, "cpu"),
+        RaTEScore(batch_size=3).compute_score(rate_hyps, rate_refs)[0],
+        a._ratescore(rate_hyps + ["OK"], rate_refs + [rate_refs[0]], 3, "cpu"),
+    ],
+}))
 """
 
 
 @pytest.mark.slow
-def test_radgraph_each_text_once_equals_the_library_pairwise(offline_cache):
+def test_each_text_once_equals_the_library_pairwise(offline_cache):
+    """CheXbert encodes, RadGraph and RaTEScore parse (and RaTEScore encode) each distinct text once,
+    CheXbert in one pass for vectors and labels; the library does it per pair (CheXbert: twice).
+    Same weights, same numbers."""
     hyps = [p for p, _ in PAIRS] + [PAIRS[0][1]]  # repeated texts, an empty one, an exact match
     refs = [r for _, r in PAIRS] + [PAIRS[0][1]]
+    # RadEval's RaTEScore drops a text with no sentence and shifts the rest: compare on texts with one
+    rate_hyps, rate_refs = [h for h in hyps if h], [r for h, r in zip(hyps, refs, strict=True) if h]
     proc = subprocess.run(
-        [str(metrics_python()), "-c", SAME_AS_LIBRARY, json.dumps([hyps, refs])],
+        [str(metrics_python()), "-c", SAME_AS_LIBRARY, json.dumps([hyps, refs, rate_hyps, rate_refs])],
         env=_env(**offline_cache),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    ours, library = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    vectors, labels, library_vectors, library_labels = result["chexbert"]
+    assert labels == library_labels  # one encoder pass for both, batched by length: the same labels
+    assert len(vectors) == len(library_vectors) == len(set(hyps + refs))
+    for ours, library in zip(vectors, library_vectors, strict=True):
+        assert ours == pytest.approx(library, abs=1e-5)
+    ours, library = result["radgraph"]
     assert ours == library
+    # every report's sentences came from the batched pass (one call per distinct text), none re-encoded
+    assert result["radgraph_encoder"] == {"answered": len(set(hyps + refs)), "passed_on": 0}
     assert any(x > 0 for x in ours)  # the random model finds entities: the comparison is not 0 == 0
+    ours, library, with_fragment = result["ratescore"]
+    assert ours == pytest.approx(library, abs=1e-5)
+    assert len({round(x, 4) for x in ours}) > 2  # entities found on both sides: real scores, not 0.5s
+    # a prediction with no sentence ("OK": under RadEval's 3 characters) keeps its place
+    assert with_fragment[:-1] == pytest.approx(ours, abs=1e-6) and with_fragment[-1] == 0.5
+
+
+GREEN_ANSWER = """[Explanation]:
+The candidate misses the effusion and overstates the heart.
+
+[Clinically Significant Errors]:
+(a) False report of a finding in the candidate: 0.
+(b) Missing a finding present in the reference: 1. Left pleural effusion
+(c) Misidentification of a finding's anatomic location/position: 0.
+(d) Misassessment of the severity of a finding: 1. Cardiomegaly called severe
+(e) Mentioning a comparison that isn't in the reference: 0.
+(f) Omitting a comparison detailing a change from a prior study: 0.
+
+[Clinically Insignificant Errors]:
+(a) False report of a finding in the candidate: 1. Old rib fracture
+
+[Matched Findings]:
+2. Cardiomegaly; clear lungs
+"""
+
+GREEN_PARSE = """
+import json, sys
+from xrayqwen2vl.eval.rexrank_adapter import _green_result
+print(json.dumps(_green_result(json.loads(sys.argv[1]))))
+"""
+
+
+def test_green_answers_scored_by_the_library_parser():
+    """A judge's answer in GREEN's format: matched / (matched + significant errors) = 2 / (2 + 2);
+    the chat-template remnant is cleaned off; an answer without the sections is 0 and named."""
+    answers = [GREEN_ANSWER, "heart heart lungs the", "<|assistant|>" + GREEN_ANSWER]
+    proc = subprocess.run(
+        [str(metrics_python()), "-c", GREEN_PARSE, json.dumps(answers)],
+        env=_env(HF_HUB_OFFLINE="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["scores"] == [0.5, 0.0, 0.5]
+    assert result["counts"][0] == [0, 1, 0, 1, 0, 0, 2] == result["counts"][2]
+    assert result["unparsed"] == [1]
+    assert result["categories"][-1] == "Matched Findings" and len(result["categories"]) == 7
+
+
+def test_green_chat_template_renders_the_prompt_as_green_does():
+    """configs/green/chat_template.jinja, rendered as transformers renders chat templates, gives the
+    text RadEval's GREEN generates from (its template over a user turn and an empty assistant turn)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    template = (ROOT / "configs" / "green" / "chat_template.jinja").read_text()
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    text = env.from_string(template).render(
+        messages=[{"role": "user", "content": "PROMPT"}], add_generation_prompt=True, eos_token="</s>"
+    )
+    assert text == "<|user|>\nPROMPT</s>\n<|assistant|>\n</s>\n<|assistant|>\n"

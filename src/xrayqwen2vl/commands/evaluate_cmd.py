@@ -44,14 +44,39 @@ def run_evaluate(args) -> int:
 def rexrank_options(args) -> dict:
     """--metrics rexrank and its options, as keyword arguments of evaluate()."""
     if args.metrics in (None, "default"):
+        if args.green or args.green_endpoint:
+            raise ValueError("--green and --green-endpoint score ReXrank's GREEN: add --metrics rexrank")
         return {}
     from ..eval.rexrank_run import parse_metric_list
 
+    endpoint = None
+    if args.green_endpoint:
+        if not args.green_endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"--green-endpoint: not an http(s) URL: {args.green_endpoint!r}")
+        endpoint = {
+            "url": args.green_endpoint,
+            "model": args.green_model,
+            "concurrency": args.green_concurrency,
+            "max_tokens": args.green_max_tokens,
+        }
     return {
         "extra_metrics": ("rexrank",),
         "section": args.section,
-        "rexrank_metrics": parse_metric_list(args.rexrank_metrics, args.green),
+        "rexrank_metrics": parse_metric_list(args.rexrank_metrics, args.green or bool(endpoint)),
+        "green_endpoint": endpoint,
     }
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def add_rexrank_arguments(p) -> None:
@@ -73,7 +98,33 @@ def add_rexrank_arguments(p) -> None:
         metavar="LIST",
         help="comma-separated subset of bertscore,sembscore,radgraph,ratescore,green (default: all but green)",
     )
-    p.add_argument("--green", action="store_true", help="also GREEN (a 7B judge: needs a GPU)")
+    p.add_argument("--green", action="store_true", help="also GREEN, its 7B judge loaded here (needs a GPU)")
+    p.add_argument(
+        "--green-endpoint",
+        metavar="URL",
+        help="also GREEN, its judge asked through this OpenAI-compatible server (e.g. http://127.0.0.1:8000/v1; "
+        "key, if any, in $XRAYQWEN2VL_GREEN_API_KEY)",
+    )
+    p.add_argument(
+        "--green-model",
+        default="StanfordAIMI/GREEN-radllama2-7b",
+        help="the model name the endpoint serves GREEN's judge under (default: %(default)s)",
+    )
+    p.add_argument(
+        "--green-concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="requests in flight at once to --green-endpoint (default: %(default)s)",
+    )
+    p.add_argument(
+        "--green-max-tokens",
+        type=_positive_int,
+        default=1400,
+        metavar="N",
+        help="the longest judge answer asked of --green-endpoint, in tokens (default: %(default)s; GREEN's own "
+        "limit is 2,048 with the ~600-token prompt)",
+    )
 
 
 def register(sub) -> None:

@@ -321,11 +321,13 @@ def evaluate(
     extra_metrics: tuple[str, ...] = (),
     section: str = "both",
     rexrank_metrics: list[str] | None = None,
+    green_endpoint: dict | None = None,
 ) -> dict:
     """Evaluate ``generated_predictions.jsonl``; write metrics.json, per_sample.jsonl, report.html.
     ``collapse_labels``: another labeler's labels of the predictions and references (in file
     order) to judge mode collapse by, instead of our rule labeler's. ``extra_metrics=("rexrank",)``
-    adds ReXrank's suite (``rexrank_run.py``) on ``section``.
+    adds ReXrank's suite (``rexrank_run.py``) on ``section``; ``green_endpoint`` (``{"url", "model",
+    "concurrency"}``) has GREEN's judge asked through an OpenAI-compatible server.
     """
     t0 = time.perf_counter()
     predictions_path = Path(predictions_path)
@@ -363,7 +365,18 @@ def evaluate(
     )
     per_sample = per_sample_rows(preds, samples, scored)
     if "rexrank" in extra_metrics:
-        add_rexrank(metrics, per_sample, preds, scored, lang, section, rexrank_metrics, resamples, seed)
+        add_rexrank(
+            metrics,
+            per_sample,
+            preds,
+            scored,
+            lang,
+            section,
+            rexrank_metrics,
+            resamples,
+            seed,
+            green_endpoint,
+        )
     atomic_write_text(
         out / "per_sample.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in per_sample)
     )
@@ -378,7 +391,9 @@ def evaluate(
     return metrics
 
 
-def add_rexrank(metrics, per_sample, preds, s: Scored, lang, section, names, resamples, seed) -> None:
+def add_rexrank(
+    metrics, per_sample, preds, s: Scored, lang, section, names, resamples, seed, green_endpoint=None
+) -> None:
     """The hook for ``--metrics rexrank``: metrics.json's ``rexrank`` block, per-study scores."""
     from .rexrank_run import GREEN_SKIPPED, rexrank_block
 
@@ -393,6 +408,7 @@ def add_rexrank(metrics, per_sample, preds, s: Scored, lang, section, names, res
         resamples,
         seed,
         s.constant["report"],
+        green_endpoint=green_endpoint,
     )
     if "green" not in names and lang == "en":
         block["skipped"]["green"] = GREEN_SKIPPED

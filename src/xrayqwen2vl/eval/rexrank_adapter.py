@@ -70,6 +70,13 @@ def _alias_radeval() -> None:
         sys.meta_path.insert(0, _AliasFinder())
 
 
+PROGRESS = "[rexrank] "  # lines with this prefix on stderr are shown to the user by rexrank_run
+
+
+def say(message: str) -> None:
+    print(PROGRESS + message, file=sys.stderr, flush=True)
+
+
 def _version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -106,6 +113,35 @@ def _unique(hyps, refs):
     return texts, {t: k for k, t in enumerate(texts)}
 
 
+def _chexbert_pass(scorer, texts, batch_size):
+    """CheXbert's [CLS] vector and 14 labels of each text from ONE pass of its BERT: RadEval's
+    ``get_embeddings`` and ``get_labels`` run the same encoder twice. Same tokenisation (512 tokens),
+    same heads, labels as RadEval's "classification" mode (1 positive, -1 uncertain, 0 otherwise);
+    texts batched by length so little is padding."""
+    import torch
+
+    model, tok = scorer.model, scorer.tokenizer
+    lengths = [len(ids) for ids in tok(list(texts), truncation=True, max_length=512)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    vectors: list = [None] * len(texts)
+    labels: list = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=512, return_tensors="pt")
+        with torch.no_grad():
+            out = model.bert(
+                input_ids=enc.input_ids.to(model.device), attention_mask=enc.attention_mask.to(model.device)
+            )
+            cls = out.last_hidden_state[:, 0]
+            heads = torch.stack(
+                [head(model.dropout(cls)).argmax(dim=1) for head in model.linear_heads], dim=1
+            )
+        for k, i in enumerate(idx):
+            vectors[i] = cls[k].cpu().numpy()
+            labels[i] = [1 if c == 1 else -1 if c == 3 else 0 for c in heads[k].tolist()]
+    return vectors, labels
+
+
 def _chexbert(hyps, refs, batch_size, device):
     """SembScore (cosine of CheXbert's [CLS] vectors) and CheXbert labels (1 positive, -1 uncertain,
     0 negative or not mentioned), for both sides; one model for both, each distinct text once."""
@@ -113,18 +149,101 @@ def _chexbert(hyps, refs, batch_size, device):
     from radeval.metrics.f1chexbert import F1CheXbert
 
     model = F1CheXbert(device=device, batch_size=batch_size)
+    order = list(model.TARGET_NAMES)
+    assert order == CHEXBERT_ORDER, order
     texts, at = _unique(hyps, refs)
-    vectors = np.vstack(model.get_embeddings(texts))
+    vectors, rows = _chexbert_pass(model, texts, batch_size)
+    vectors = np.vstack(vectors)
     h = vectors[[at[t] for t in hyps]]
     r = vectors[[at[t] for t in refs]]
     norms = np.linalg.norm(h, axis=1) * np.linalg.norm(r, axis=1)
     dots = np.einsum("nd,nd->n", h, r)
     with np.errstate(divide="ignore", invalid="ignore"):
         semb = np.where(norms > 0, dots / norms, 0.0)
-    order = list(model.TARGET_NAMES)
-    assert order == CHEXBERT_ORDER, order
-    labels = [dict(zip(order, row, strict=True)) for row in model.get_labels(texts, mode="classification")]
+    labels = [dict(zip(order, row, strict=True)) for row in rows]
     return [float(x) for x in semb], [labels[at[t]] for t in hyps], [labels[at[t]] for t in refs]
+
+
+class _PrecomputedEncoder:
+    """RadGraph's DyGIE++ reads one report at a time (a batch of its sentences), so its BERT runs on
+    small, unequal matrices. This stands in for the model's wordpiece encoder (AllenNLP's
+    ``PretrainedTransformerEmbedder``): ``precompute`` encodes every distinct sentence beforehand in
+    batches of similar length with the same encoder; a call whose sentences were all precomputed is
+    answered from them, anything else (a sentence over the encoder's 512 wordpieces, type ids)
+    goes to the encoder itself."""
+
+    def __init__(self, inner, batch_size: int):
+        self.inner, self.batch_size, self.cache = inner, batch_size, {}
+        self.answered = self.passed_on = 0  # calls answered from the cache / sent to the encoder
+
+    @staticmethod
+    def _rows(token_ids, mask):
+        return [tuple(ids[m].tolist()) for ids, m in zip(token_ids, mask, strict=True)]
+
+    def precompute(self, rows) -> None:
+        import torch
+
+        limit = self.inner._max_length or 512
+        todo = sorted({r for r in rows if 0 < len(r) <= limit and r not in self.cache}, key=len)
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            width = len(chunk[-1])
+            ids = torch.zeros((len(chunk), width), dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for k, row in enumerate(chunk):
+                ids[k, : len(row)] = torch.tensor(row)
+                mask[k, : len(row)] = True
+            device = next(self.inner.parameters()).device
+            with torch.no_grad():
+                out = self.inner(ids.to(device), mask.to(device), segment_concat_mask=mask.to(device))
+            for k, row in enumerate(chunk):
+                self.cache[row] = out[k, : len(row)]
+
+    def __call__(self, token_ids, mask, type_ids=None, segment_concat_mask=None):
+        import torch
+
+        plain = (type_ids is None or not bool(type_ids.any())) and (
+            segment_concat_mask is None or torch.equal(segment_concat_mask, mask)
+        )
+        rows = self._rows(token_ids, mask) if plain else []
+        if not plain or any(r not in self.cache for r in rows):
+            self.passed_on += 1
+            return self.inner(token_ids, mask, type_ids=type_ids, segment_concat_mask=segment_concat_mask)
+        self.answered += 1
+        first = self.cache[rows[0]]
+        out = first.new_zeros((token_ids.size(0), token_ids.size(1), first.size(-1)))
+        for k, row in enumerate(rows):
+            out[k, : len(row)] = self.cache[row]
+        return out
+
+
+RADGRAPH_ENCODER: dict = {}  # the last parse's _PrecomputedEncoder counts (the parity test reads them)
+
+
+def _radgraph_parse(rg, texts: list[str], batch_size: int) -> dict:
+    """``rg(texts)`` (RadEval's RadGraph) with each distinct sentence's BERT encoding computed
+    beforehand in batches (``_PrecomputedEncoder``); the same model, the same output."""
+    from radeval.metrics.radgraph._vendor import core
+
+    embedder = rg.model._embedder._token_embedders["bert"]
+    inputs = core.preprocess_reports(["None" if not t else t for t in texts], rg.model_type)
+    data = core.AllennlpDataset([rg.reader.text_to_instance(line) for line in inputs])
+    data.index_with(rg.model.vocab)
+    rows = []
+    for batch in core.PyTorchDataLoader(batch_size=1, dataset=data):
+        bert = batch["text"]["bert"]
+        ids, mask = bert["token_ids"], bert["wordpiece_mask"]
+        rows += _PrecomputedEncoder._rows(ids.reshape(-1, ids.size(-1)), mask.reshape(-1, mask.size(-1)))
+    encoder = _PrecomputedEncoder(embedder._matched_embedder, batch_size)
+    encoder.precompute(rows)
+    inner = embedder._matched_embedder
+    embedder.__dict__["_matched_embedder"] = encoder  # an instance attribute wins over the submodule
+    try:
+        return rg(texts)
+    finally:
+        RADGRAPH_ENCODER.update(answered=encoder.answered, passed_on=encoder.passed_on)
+        del embedder.__dict__["_matched_embedder"]
+        assert embedder._matched_embedder is inner
 
 
 def _radgraph(hyps, refs, batch_size, device):
@@ -137,7 +256,7 @@ def _radgraph(hyps, refs, batch_size, device):
     scorer = rc.RadGraphRadCliQ(model_type="radgraph")
     scorer._radgraph.batch_size = batch_size
     texts, at = _unique(hyps, refs)
-    parsed = scorer._radgraph(texts)
+    parsed = _radgraph_parse(scorer._radgraph, texts, batch_size)
     graphs = [parsed.get(str(k), {}) for k in range(len(texts))]
     scores = []
     for h, r in zip(hyps, refs, strict=True):
@@ -151,32 +270,182 @@ def _radgraph(hyps, refs, batch_size, device):
 RATESCORE_EMPTY = 0.5  # RaTEScore's own score for a pair where one side has no entity
 
 
-def _ratescore(hyps, refs, batch_size, device):
-    """RadEval's RaTEScore drops an empty text while splitting sentences, which shifts every later
-    pair; so pairs with an empty side are not sent and get RaTEScore's no-entity score, 0.5."""
-    from radeval.metrics.RaTEScore.scorer import RaTEScore
+def _rate_entities(texts, scorer, batch_size):
+    """Per text, RaTEScore's (entity, type) list, with RadEval's sentence splitting, tagger and span
+    rules (``run_ner``), each text once. Texts are split one by one, so a text with no sentence (empty,
+    or only fragments under 3 characters) keeps its place with no entity: RadEval's ``run_ner`` drops
+    it and shifts every later text. Each distinct sentence goes to the tagger once (the tagger reads
+    one sentence at a time, so where it occurs does not matter), in batches of similar length."""
+    import torch
+    from radeval.metrics.RaTEScore.utils import post_process, sentence_split
 
-    keep = [k for k, (h, r) in enumerate(zip(hyps, refs, strict=True)) if h.strip() and r.strip()]
-    scores = [RATESCORE_EMPTY] * len(hyps)
-    if keep:
-        scorer = RaTEScore(batch_size=batch_size, use_gpu=device.startswith("cuda"))
-        kept, _, _ = scorer.compute_score([hyps[k] for k in keep], [refs[k] for k in keep])
-        if len(kept) != len(keep):
-            raise RuntimeError(f"RaTEScore returned {len(kept)} scores for {len(keep)} pairs")
-        for k, value in zip(keep, kept, strict=True):
-            scores[k] = float(value)
+    tok = scorer.tokenizer
+    owners, sentences = [], []
+    for k, text in enumerate(texts):
+        found, _ = sentence_split([text])
+        owners += [k] * len(found)
+        sentences += found
+    distinct = list(dict.fromkeys(sentences))  # reports repeat sentences: each is tagged once
+    ids = [tok(s, max_length=512, truncation=True)["input_ids"] for s in distinct]
+    order = sorted(range(len(distinct)), key=lambda i: len(ids[i]))
+    found: list = [None] * len(distinct)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        batch = tok(
+            [distinct[i] for i in idx], max_length=512, padding=True, truncation=True, return_tensors="pt"
+        ).to(scorer.device)
+        with torch.no_grad():
+            rows = scorer.model(**batch).logits.argmax(dim=2).tolist()
+        for i, row in zip(idx, rows, strict=True):
+            predicted = [scorer.idx2label[label] for label in row]
+            found[i] = post_process(tok.convert_ids_to_tokens(ids[i]), predicted, tok)
+    at = {s: k for k, s in enumerate(distinct)}
+    entities: list[list] = [[] for _ in texts]
+    for sentence, owner in zip(sentences, owners, strict=True):
+        entities[owner].extend(found[at[sentence]])
+    return entities
+
+
+def _rate_embeddings(strings, scorer, batch_size):
+    """BioLORD's [CLS] vector of each distinct entity string (RadEval's ``process_embedding``
+    encodes a pair's entities afresh for every pair); batches of similar length."""
+    import torch
+
+    unique = sorted(set(strings), key=lambda s: (len(s), s))
+    vectors = {}
+    step = max(batch_size, 64)
+    for start in range(0, len(unique), step):
+        chunk = unique[start : start + step]
+        encoded = scorer.eval_tokenizer(
+            chunk, truncation=True, padding=True, return_tensors="pt", max_length=30
+        ).to(scorer.device)
+        with torch.no_grad():
+            cls = scorer.eval_model(**encoded).last_hidden_state[:, 0, :].to("cpu")
+        vectors.update(zip(chunk, cls, strict=True))
+    return vectors
+
+
+def _ratescore(hyps, refs, batch_size, device):
+    """RaTEScore with RadEval's models, span rules, affinity matrix and scoring function
+    (``utils.compute``), organised for speed: each distinct text tagged once, each distinct entity
+    encoded once, then every pair scored from those. The same numbers as ``RaTEScore.compute_score``
+    (``tests/test_rexrank_metrics.py`` compares them on the same weights), which tags each side of
+    each pair and encodes each pair's entities separately. A pair with no entity on a side gets
+    RaTEScore's 0.5."""
+    import torch
+    from radeval.metrics.RaTEScore.scorer import RaTEScore
+    from radeval.metrics.RaTEScore.utils import compute
+
+    scorer = RaTEScore(batch_size=batch_size, use_gpu=device.startswith("cuda"))
+    texts, at = _unique(hyps, refs)
+    entities = _rate_entities(texts, scorer, batch_size)
+    vectors = _rate_embeddings([e for found in entities for e, _ in found], scorer, batch_size)
+    matrix = scorer.affinity_matrix
+    scores = []
+    for h, r in zip(hyps, refs, strict=True):
+        pred, gt = entities[at[h]], entities[at[r]]
+        if not pred or not gt:
+            scores.append(RATESCORE_EMPTY)
+            continue
+        gt_vec = torch.stack([vectors[e] for e, _ in gt])
+        pred_vec = torch.stack([vectors[e] for e, _ in pred])
+        gt_types, pred_types = [t for _, t in gt], [t for _, t in pred]
+        precision = compute(gt_vec, pred_vec, gt_types, pred_types, matrix)
+        recall = compute(pred_vec, gt_vec, pred_types, gt_types, matrix)
+        total = precision + recall
+        scores.append(0.0 if total == 0 else float(2 * precision * recall / total))
     return scores
 
 
-def _green(hyps, refs, batch_size, device):
+def _green_judge():
+    """RadEval's GREEN object without a model: its prompt parser and score formula."""
+    from radeval.metrics.green_score.green import GREEN
+
+    return GREEN(model_name=None, cpu=True)
+
+
+def green_parsed(response: str) -> bool:
+    """Whether a judge's answer has GREEN's sections; GREEN itself scores an answer without them 0."""
+    return "[Matched Findings]" in response and "[Clinically Significant Errors]" in response
+
+
+def _green_result(responses: list[str]) -> dict:
+    from radeval.metrics.green_score.utils import clean_responses
+
+    judge = _green_judge()
+    cleaned = [clean_responses(r) for r in responses]
+    return {
+        "scores": [float(judge.compute_green(r) or 0.0) for r in cleaned],
+        "counts": [judge.compute_error_count(r) for r in cleaned],  # (a)-(f) significant, then matched
+        "unparsed": [k for k, r in enumerate(cleaned) if not green_parsed(r)],
+        "categories": [*judge.sub_categories, "Matched Findings"],
+    }
+
+
+def _green_local(hyps, refs, batch_size, device):
     import tempfile
 
     from radeval.metrics.green_score.green import GREEN
 
     with tempfile.TemporaryDirectory(prefix="green-") as tmp:  # GREEN writes its own files there
         scorer = GREEN(GREEN_MODEL, output_dir=tmp, cpu=not device.startswith("cuda"))
-        _, _, scores, _ = scorer(list(refs), list(hyps))
-    return [float(x) for x in scores]
+        scorer(list(refs), list(hyps))
+    return _green_result(list(scorer.completions))
+
+
+GREEN_MAX_TOKENS = 1400  # GREEN generates up to 2,048 tokens in all, prompt included (~600 tokens)
+
+
+def _green_endpoint(hyps, refs, endpoint: dict):
+    """GREEN through an OpenAI-compatible chat endpoint the user serves (vLLM, ``llamafactory-cli api``,
+    …): RadEval's prompt, greedy decoding, RadEval's parser and formula. Each distinct (reference,
+    candidate) pair is asked once, ``concurrency`` requests at a time. The key, if any, comes from
+    $XRAYQWEN2VL_GREEN_API_KEY (never the command line)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+    from radeval.metrics.green_score.utils import make_prompt
+
+    url = endpoint["url"].rstrip("/") + "/chat/completions"
+    where = httpx.URL(url).copy_with(username=None, password=None)
+    key = os.environ.get("XRAYQWEN2VL_GREEN_API_KEY")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    pairs = list(dict.fromkeys(zip(refs, hyps, strict=True)))
+    timeout = float(endpoint.get("timeout", 600))
+
+    def ask(client, pair):
+        body = {
+            "model": endpoint["model"],
+            "messages": [{"role": "user", "content": make_prompt(*pair)}],
+            "temperature": 0,
+            "max_tokens": int(endpoint.get("max_tokens", GREEN_MAX_TOKENS)),
+        }
+        for attempt in range(3):
+            try:
+                r = client.post(url, json=body, headers=headers, timeout=timeout)
+            except httpx.TransportError as e:
+                if attempt == 2:
+                    raise RuntimeError(f"GREEN endpoint {where}: {type(e).__name__}: {e}") from None
+                time.sleep(2**attempt)
+                continue
+            if r.status_code >= 500 and attempt < 2:
+                time.sleep(2**attempt)
+                continue
+            if r.status_code != 200:
+                text = " ".join(r.text.split())[:200]
+                raise RuntimeError(f"GREEN endpoint {where} answered HTTP {r.status_code}: {text}")
+            try:
+                return r.json()["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError):
+                raise RuntimeError(f"GREEN endpoint {where}: not a chat completion: {r.text[:200]}") from None
+        raise AssertionError("unreachable")
+
+    with httpx.Client() as client, ThreadPoolExecutor(int(endpoint.get("concurrency", 4))) as pool:
+        answers = dict(zip(pairs, pool.map(lambda p: ask(client, p), pairs), strict=True))
+    result = _green_result([answers[(r, h)] for h, r in zip(hyps, refs, strict=True)])
+    result["endpoint"] = {"url": str(where), "model": endpoint["model"], "requests": len(pairs)}
+    return result
 
 
 def init_random_radgraph(model_dir: str | Path, seed: int = 0) -> None:
@@ -218,21 +487,42 @@ def run(request: dict) -> dict:
     device = request.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
     metrics = request["metrics"]
     out: dict = {"per_sample": {}, "seconds": {}, "device": device}
-    t0 = time.perf_counter()
+    steps = [m for m in ("bertscore", "sembscore", "radgraph", "ratescore", "green") if m in metrics]
+
+    def start(name: str) -> float:
+        say(f"{name} ({steps.index(name) + 1}/{len(steps)}): {len(hyps)} pairs on {device}")
+        return time.perf_counter()
+
+    def done(key: str, t: float) -> None:
+        out["seconds"][key] = round(time.perf_counter() - t, 2)
+        say(f"{key}: {out['seconds'][key]:.1f} s")
+
     if "bertscore" in metrics:
+        t = start("bertscore")
         out["per_sample"]["bertscore"] = _bertscore(hyps, refs, batch_size, device)
-        out["seconds"]["bertscore"] = round(time.perf_counter() - t0, 2)
+        done("bertscore", t)
     if "sembscore" in metrics or "chexbert" in metrics:
-        t = time.perf_counter()
+        t = start("sembscore")
         semb, hyp_labels, ref_labels = _chexbert(hyps, refs, batch_size, device)
         out["per_sample"]["sembscore"] = semb
         out["chexbert_labels"] = {"prediction": hyp_labels, "reference": ref_labels}
-        out["seconds"]["sembscore+chexbert"] = round(time.perf_counter() - t, 2)
-    for name, fn in (("radgraph", _radgraph), ("ratescore", _ratescore), ("green", _green)):
+        done("sembscore+chexbert", t)
+    for name, fn in (("radgraph", _radgraph), ("ratescore", _ratescore)):
         if name in metrics:
-            t = time.perf_counter()
+            t = start(name)
             out["per_sample"][name] = fn(hyps, refs, batch_size, device)
-            out["seconds"][name] = round(time.perf_counter() - t, 2)
+            done(name, t)
+    if "green" in metrics:
+        t = start("green")
+        endpoint = request.get("green_endpoint")
+        green = (
+            _green_endpoint(hyps, refs, endpoint)
+            if endpoint
+            else _green_local(hyps, refs, batch_size, device)
+        )
+        out["per_sample"]["green"] = green.pop("scores")
+        out["green"] = green
+        done("green", t)
     for name, values in out["per_sample"].items():
         if len(values) != len(hyps):  # a library that drops a text would misalign every later study
             raise RuntimeError(f"{name}: {len(values)} scores for {len(hyps)} reports")
@@ -245,7 +535,11 @@ def run(request: dict) -> dict:
         "chexbert": CHEXBERT_MODEL,
         "radgraph": RADGRAPH_MODEL,
         "ratescore": RATESCORE_MODELS,
-        "green": GREEN_MODEL,
+        "green": (
+            f"{request['green_endpoint']['model']} at {out['green']['endpoint']['url']}"
+            if request.get("green_endpoint") and "green" in out
+            else GREEN_MODEL
+        ),
     }
     return out
 

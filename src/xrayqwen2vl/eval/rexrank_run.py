@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .rexrank import (
 )
 
 INSTALL = "make metrics-venv"
+PROGRESS = "[rexrank] "  # the adapter's progress lines (rexrank_adapter.say)
 DEFAULT_METRICS = ("bertscore", "sembscore", "radgraph", "ratescore")
 ALL_METRICS = (*DEFAULT_METRICS, "green")
 ENV_VAR = "XRAYQWEN2VL_METRICS_PYTHON"
@@ -64,8 +66,15 @@ def parse_metric_list(text: str | None, green: bool) -> list[str]:
     return names
 
 
-def run_adapter(hyps: list[str], refs: list[str], metrics: list[str], batch_size: int = 32) -> dict:
-    """The model-based scores, from the adapter in the metrics environment."""
+def run_adapter(
+    hyps: list[str],
+    refs: list[str],
+    metrics: list[str],
+    batch_size: int = 32,
+    green_endpoint: dict | None = None,
+) -> dict:
+    """The model-based scores, from the adapter in the metrics environment. ``green_endpoint``:
+    ``{"url", "model", "concurrency"}`` of an OpenAI-compatible server that runs GREEN's judge."""
     python = check_available()
     src = str(Path(__file__).resolve().parents[2])  # this package's source wins in the subprocess too
     env = dict(os.environ)
@@ -73,19 +82,34 @@ def run_adapter(hyps: list[str], refs: list[str], metrics: list[str], batch_size
     with tempfile.TemporaryDirectory(prefix="rexrank-") as tmp:
         request, result = Path(tmp) / "request.json", Path(tmp) / "result.json"
         request.write_text(
-            json.dumps({"hyps": hyps, "refs": refs, "metrics": metrics, "batch_size": batch_size}),
+            json.dumps(
+                {
+                    "hyps": hyps,
+                    "refs": refs,
+                    "metrics": metrics,
+                    "batch_size": batch_size,
+                    "green_endpoint": green_endpoint,
+                }
+            ),
             encoding="utf-8",
         )
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [str(python), "-m", "xrayqwen2vl.eval.rexrank_adapter", str(request), str(result)],
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
-        if proc.returncode != 0 or not result.is_file():
-            last = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
+        last = "no output"
+        for line in proc.stdout:  # the adapter's progress lines are shown, the libraries' chatter kept back
+            if line.startswith(PROGRESS):
+                print(line.rstrip(), file=sys.stderr, flush=True)
+            elif line.strip():
+                last = line.strip()
+        returncode = proc.wait()
+        if returncode != 0 or not result.is_file():
             raise MetricsUnavailable(
-                f"the metrics environment ({python}) failed with exit status {proc.returncode}: {last[0]}"
+                f"the metrics environment ({python}) failed with exit status {returncode}: {last}"
             )
         return json.loads(result.read_text(encoding="utf-8"))
 
@@ -132,6 +156,7 @@ def rexrank_block(
     seed: int,
     constant_report: str,
     runner=run_adapter,
+    green_endpoint: dict | None = None,
 ) -> tuple[dict, list[dict]]:
     """The ``rexrank`` block of metrics.json and the per-study scores (one dict per study)."""
     hyps = [select_section(p, section) for p in predictions]
@@ -153,7 +178,8 @@ def rexrank_block(
         block["skipped"] = {m: note for m in metrics}
         block["notice"] = note
     else:
-        adapter = runner(hyps + const_hyps, refs + refs, metrics)
+        extra = {"green_endpoint": green_endpoint} if green_endpoint and "green" in metrics else {}
+        adapter = runner(hyps + const_hyps, refs + refs, metrics, **extra)
         for name, values in adapter["per_sample"].items():
             arr = np.asarray(values, dtype=np.float64)
             per[name], const[KEYS[name]] = arr[:n], float(arr[n:].mean())
@@ -184,6 +210,8 @@ def rexrank_block(
         means["1/RadCliQ-v1"] = inv
     block["means"] = means
     block["constant_baseline"] = const
+    if "green" in adapter:
+        block["green"] = green_summary(adapter["green"], n)
     if "chexbert_labels" in adapter:
         labels = adapter["chexbert_labels"]
         pred_pos = _chexbert_positive(labels["prediction"][:n])
@@ -205,6 +233,22 @@ def rexrank_block(
     return block, rows
 
 
+def green_summary(green: dict, n: int) -> dict:
+    """GREEN's error counts over the model's reports (the first ``n`` pairs), and the judge's answers
+    without GREEN's sections: GREEN scores those 0, so they are counted and named, not hidden."""
+    counts = np.asarray(green["counts"][:n], dtype=np.float64).reshape(n, -1)
+    unparsed = [k for k in green["unparsed"] if k < n]
+    out = {
+        "mean_counts": dict(zip(green["categories"], (float(x) for x in counts.mean(axis=0)), strict=True)),
+        "studies": n,
+        "unparsed": len(unparsed),
+        "unparsed_studies": unparsed[:50],
+    }
+    if "endpoint" in green:
+        out["endpoint"] = green["endpoint"]
+    return out
+
+
 def summary_lines(block: dict, ours: dict) -> list[str]:
     """What evaluate prints under its table for --metrics rexrank."""
     lines = [f"ReXrank metrics ({block['section']}):"]
@@ -221,10 +265,19 @@ def summary_lines(block: dict, ours: dict) -> list[str]:
             lines.append(
                 f"  CE {group} F1: CheXbert {ce[group]['F1']:.3f}   our labeler {ours[group]['F1']:.3f}"
             )
+    green = block.get("green")
+    if green and green["unparsed"]:
+        lines.append(
+            f"  GREEN: {green['unparsed']} of {green['studies']} judge answers had no GREEN sections "
+            "and count 0, as GREEN counts them (metrics.json rexrank.green.unparsed_studies)"
+        )
     for name, why in block.get("skipped", {}).items():
         if not block.get("notice"):
             lines.append(f"  {name}: skipped ({why})")
     return lines
 
 
-GREEN_SKIPPED = "needs a 7B judge (StanfordAIMI/GREEN-radllama2-7b) on a GPU: add --green to run it"
+GREEN_SKIPPED = (
+    "needs a 7B judge (StanfordAIMI/GREEN-radllama2-7b): add --green (a GPU here) or --green-endpoint URL "
+    "(an OpenAI-compatible server running it)"
+)

@@ -9,6 +9,13 @@ As in evaluate, the constant report is scored too (590 model pairs + 590 constan
 
     python benchmarks/rexrank_bench.py                      # builds the cache in a temporary folder
     python benchmarks/rexrank_bench.py --cache saves/metric-models --repeats 3
+    python benchmarks/rexrank_bench.py --texts templated   # reports that repeat sentences, as real ones do
+
+--texts random (default): every report a fresh draw of words, no sentence shared between reports,
+the worst case for the per-sentence work (RadGraph's encoder, RaTEScore's tagger) and the most
+entities per report. --texts templated: synthetic/report_mix.py's references (normal templates, a
+few phrasings per finding), which share sentences far more than the random ones; real reports lie
+in between (Open-i's normal reports are largely templated).
 
 Goal: under 5 minutes for the 590 studies on 2 CPU cores (under 1 minute on one GPU: owed).
 """
@@ -49,6 +56,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cache", help="reuse (or build once into) this folder of random real-size weights")
+    ap.add_argument("--texts", choices=["random", "templated"], default="random")
     args = ap.parse_args()
 
     root = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="rexrank-bench-"))
@@ -58,7 +66,13 @@ def main() -> int:
         print(f"built the real-size random cache in {time.perf_counter() - t:.0f} s under {root}")
     os.environ.update(cache_env(root))
 
-    preds, refs = reports(args.studies, 1), reports(args.studies, 2)
+    if args.texts == "random":
+        preds, refs = reports(args.studies, 1), reports(args.studies, 2)
+    else:
+        from xrayqwen2vl.synthetic.report_mix import realistic_references
+
+        preds = [s.report for s in realistic_references(args.studies, seed=1)]
+        refs = [s.report for s in realistic_references(args.studies, seed=2)]
     labels = [{} for _ in refs]
 
     def runner(hyps, references, metrics, **options):
@@ -75,8 +89,11 @@ def main() -> int:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(after.ru_utime + after.ru_stime - c)
     median = statistics.median(times)
+    distinct = len(set(preds + refs))
+    sentences = {x.strip() for t in preds + refs for x in t.split(".") if x.strip()}
     print(
-        f"{args.studies} studies ({2 * args.studies} pairs with the constant report), {os.cpu_count()} CPUs"
+        f"{args.studies} studies ({2 * args.studies} pairs with the constant report), {os.cpu_count()} CPUs; "
+        f"texts {args.texts}: {distinct} distinct reports, about {len(sentences)} distinct sentences"
     )
     print(f"per metric inside the metrics process (last run, wall s): {block['seconds']}")
     print(

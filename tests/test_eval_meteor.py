@@ -126,3 +126,35 @@ def test_evaluate_without_java_reports_meteor_failed_and_keeps_the_rest(tmp_path
     assert main(["compare", str(out), str(out), "--bootstrap", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(x.startswith("BLEU-4") for x in lines) and not any(x.startswith("METEOR") for x in lines)
+
+
+def test_a_clean_meteor_process_is_reused_and_a_failed_one_is_not(tmp_path, monkeypatch):
+    """evaluate keeps a METEOR process that finished cleanly for the next evaluation in the same
+    Python process (its tables take seconds to load): the same answers as a fresh one; a process that
+    failed is never handed out again; without Java the one-line error comes even when one is kept."""
+    from xrayqwen2vl.eval import meteor as m
+
+    gts, res = {0: ["the heart is normal ."], 1: ["no effusion ."]}, {0: ["the heart is large ."], 1: ["a b"]}
+    first = m.acquire()
+    answer = first.compute_score(gts, res)
+    m.release(first)
+    second = m.acquire()
+    assert second is first and second.compute_score(gts, res) == answer  # no second JVM, same answer
+    fresh = MeteorProcess()
+    assert fresh.compute_score(gts, res) == answer
+    fresh.close()
+    os.kill(second.pid, signal.SIGKILL)
+    assert compute_nlg(["a b c"], ["a b c"], meteor=second).meteor_error
+    m.release(second)
+    assert _gone(second.pid)
+    third = m.acquire()
+    assert third is not second and third.healthy()
+    m.release(third)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(MeteorError, match="needs Java"):
+        m.acquire()
+    monkeypatch.undo()
+    assert m.acquire() is third  # still kept for the next evaluation
+    m.release(third)

@@ -219,10 +219,17 @@ from radeval.metrics.radgraph_radcliq.radgraph_radcliq import RadGraphRadCliQ
 from radeval.metrics.RaTEScore.scorer import RaTEScore
 from radeval.metrics.f1chexbert import F1CheXbert
 hyps, refs, rate_hyps, rate_refs = json.loads(sys.argv[1])
+import torch
+plain, windowed = RaTEScore(batch_size=3), RaTEScore(batch_size=3)
+wrapped = a._window_relative_attention(windowed.model)
+enc = plain.tokenizer(rate_refs, padding=True, return_tensors="pt")
+with torch.no_grad():
+    gap = float((plain.model(**enc).logits - windowed.model(**enc).logits).abs().max())
 chexbert = F1CheXbert(device="cpu", batch_size=3)
 texts = sorted(set(hyps + refs))
 vectors, labels = a._chexbert_pass(chexbert, texts, 3)
 print(json.dumps({
+    "deberta": [wrapped, windowed.model.config.num_hidden_layers, gap, dict(a.WINDOW_CALLS)],
     "chexbert": [
         [v.tolist() for v in vectors], labels,
         [v.tolist() for v in chexbert.get_embeddings(texts)], chexbert.get_labels(texts, mode="classification"),
@@ -256,6 +263,9 @@ def test_each_text_once_equals_the_library_pairwise(offline_cache):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # RaTEScore's tagger with its relative-position table cut to the reachable window: same logits
+    wrapped, layers, gap, calls = result["deberta"]
+    assert wrapped == layers and calls == {"windowed": layers, "full": 0} and gap < 1e-5
     vectors, labels, library_vectors, library_labels = result["chexbert"]
     assert labels == library_labels  # one encoder pass for both, batched by length: the same labels
     assert len(vectors) == len(library_vectors) == len(set(hyps + refs))

@@ -25,7 +25,9 @@ from .chexpert_labeler import OBSERVATIONS, TOP5, label_report
 from .clinical import best_constant, clinical_metrics, positive_matrix
 from .diversity import StudyLabels, diversity_metrics, repetition
 from .inputs import DatasetSample, Prediction, check_output_folder, read_dataset, read_jsonl, read_predictions
-from .meteor import METEOR_MAX_TOKENS, METEOR_TIMEOUT, MeteorError, MeteorProcess
+from .meteor import METEOR_MAX_TOKENS, METEOR_TIMEOUT, MeteorError
+from .meteor import acquire as acquire_meteor
+from .meteor import release as release_meteor
 from .nlg import NLG_KEYS, NLGResult, compute_nlg
 from .normalize import NORMALISATION, headers_note, normalize
 from .verdicts import add_warning, baseline_warning, collapse_check, collapse_warning, lines_note
@@ -112,10 +114,11 @@ def _score_constant(
 def score(
     preds: list[Prediction], lang: str, keep_headers: bool, meteor_timeout: float = METEOR_TIMEOUT
 ) -> Scored:
-    try:  # the JVM loads METEOR's tables while we label and normalise
-        meteor = MeteorProcess(timeout=meteor_timeout)
+    try:  # the JVM loads METEOR's tables while we label and normalise (or is still up from before)
+        meteor = acquire_meteor(timeout=meteor_timeout)
     except MeteorError:
         meteor = None  # compute_nlg tries again and reports why METEOR has no value (no Java)
+    finished = False
     try:
         hyp = [normalize(p.predict, lang, keep_headers) for p in preds]
         ref = [normalize(p.label, lang, keep_headers) for p in preds]
@@ -123,9 +126,10 @@ def score(
         ref_labels = [label_report(p.label, lang) for p in preds]
         nlg = compute_nlg(hyp, ref, meteor=meteor)
         constant = _score_constant(preds, ref, positive_matrix(ref_labels), lang, keep_headers, meteor)
+        finished = True
     finally:
         if meteor is not None:
-            meteor.close()
+            release_meteor(meteor, reuse=finished)
     return Scored(hyp, ref, pred_labels, ref_labels, nlg, constant)
 
 

@@ -23,6 +23,7 @@ are the toolkit's, which a test checks), but:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -202,6 +203,10 @@ class MeteorProcess:
             state = f"exited with code {code}"
         raise self._fail(f"METEOR's Java process {state}" + (f": {detail}" if detail else ""))
 
+    def healthy(self) -> bool:
+        """Running, and no exchange has failed: fit to score again."""
+        return self._failure is None and self._proc.poll() is None
+
     def close(self) -> None:
         """Stop the JVM (kill, then reap); safe to call twice, never blocks on a lock."""
         proc = self._proc
@@ -223,3 +228,43 @@ class MeteorProcess:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# A started JVM spends ~6 s of CPU loading METEOR's paraphrase tables before its first answer, and
+# the answers do not depend on what it scored before (each EVAL is computed from the statistics it
+# is sent). So a process that finished an evaluation cleanly is kept for the next one in the same
+# Python process (``reliance`` scores three prediction files; the test workers score hundreds), and
+# closed when Python exits. A process that failed is never kept (``_fail`` has killed it).
+_IDLE: list[MeteorProcess] = []
+_IDLE_LOCK = threading.Lock()
+
+
+def acquire(timeout: float = METEOR_TIMEOUT) -> MeteorProcess:
+    """A running METEOR process: one an earlier evaluation in this process left, else a new one."""
+    if not java_available():
+        MeteorProcess(timeout=timeout)  # raises the one-line "needs Java" error
+    with _IDLE_LOCK:
+        while _IDLE:
+            meteor = _IDLE.pop()
+            if meteor.healthy():
+                meteor.timeout = timeout
+                return meteor
+            meteor.close()
+    return MeteorProcess(timeout=timeout)
+
+
+def release(meteor: MeteorProcess, reuse: bool = True) -> None:
+    """Give back what :func:`acquire` gave: kept for the next evaluation if it is healthy and the
+    caller finished cleanly (``reuse``), otherwise stopped."""
+    if reuse and meteor.healthy():
+        with _IDLE_LOCK:
+            _IDLE.append(meteor)
+    else:
+        meteor.close()
+
+
+@atexit.register
+def _close_idle() -> None:
+    with _IDLE_LOCK:
+        while _IDLE:
+            _IDLE.pop().close()

@@ -63,6 +63,7 @@ class Server:
     ):
         self.files, self.drop, self.ranges, self.shift = files, set(drop), ranges, shift
         self.log: list[tuple[str, str | None, int]] = []  # (path, Range header, bytes sent)
+        self.lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,12 +72,16 @@ class Server:
 
             def do_GET(self):
                 name = self.path.rsplit("/", 1)[-1]
+                rng = self.headers.get("Range")
+                # logged on arrival, before anything is sent: a client that gives up on an answer and
+                # asks again must not find its second request logged before its first
+                with server.lock:
+                    entry = len(server.log)
+                    server.log.append((name, rng if name in server.files else None, 0))
                 if name not in server.files:
                     self.send_error(404)
-                    server.log.append((name, None, 0))
                     return
                 data = server.files[name]
-                rng = self.headers.get("Range")
                 start = 0
                 if rng and server.ranges:
                     start = int(rng.removeprefix("bytes=").split("-")[0])
@@ -84,7 +89,6 @@ class Server:
                         self.send_response(416)
                         self.send_header("Content-Range", f"bytes */{len(data)}")
                         self.end_headers()
-                        server.log.append((name, rng, 0))
                         return
                     if server.shift is not None:
                         start = max(0, start - server.shift)
@@ -101,10 +105,10 @@ class Server:
                     self.wfile.write(body[:half])
                     self.wfile.flush()
                     self.close_connection = True
-                    server.log.append((name, rng, half))
+                    server.log[entry] = (name, rng, half)
                     return
                 self.wfile.write(body)
-                server.log.append((name, rng, len(body)))
+                server.log[entry] = (name, rng, len(body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/collections/"

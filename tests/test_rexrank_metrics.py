@@ -235,7 +235,8 @@ print(json.dumps({
         [v.tolist() for v in chexbert.get_embeddings(texts)], chexbert.get_labels(texts, mode="classification"),
     ],
     "radgraph": [a._radgraph(hyps, refs, 8, "cpu"), RadGraphRadCliQ(model_type="radgraph")(hyps, refs)[1]],
-    "radgraph_encoder": a.RADGRAPH_ENCODER,
+    "radgraph_encoder": dict(a.RADGRAPH_ENCODER),
+    "radgraph_chunked": (setattr(a, "RADGRAPH_CHUNK", 3), a._radgraph(hyps, refs, 8, "cpu"))[1],
     "ratescore": [
         a._ratescore(rate_hyps, rate_refs, 3, "cpu"),
         RaTEScore(batch_size=3).compute_score(rate_hyps, rate_refs)[0],
@@ -275,6 +276,7 @@ def test_each_text_once_equals_the_library_pairwise(offline_cache):
     assert ours == library
     # every report's sentences came from the batched pass (one call per distinct text), none re-encoded
     assert result["radgraph_encoder"] == {"answered": len(set(hyps + refs)), "passed_on": 0}
+    assert result["radgraph_chunked"] == library  # reports parsed 3 at a time: the same scores
     assert any(x > 0 for x in ours)  # the random model finds entities: the comparison is not 0 == 0
     ours, library, with_fragment = result["ratescore"]
     assert ours == pytest.approx(library, abs=1e-5)

@@ -80,6 +80,8 @@ def _positive_int(text: str) -> int:
 
 
 def add_rexrank_arguments(p) -> None:
+    from ..eval.rexrank_adapter import GREEN_MODEL
+
     p.add_argument(
         "--metrics",
         choices=["default", "rexrank"],
@@ -107,7 +109,7 @@ def add_rexrank_arguments(p) -> None:
     )
     p.add_argument(
         "--green-model",
-        default="StanfordAIMI/GREEN-radllama2-7b",
+        default=GREEN_MODEL,
         help="the model name the endpoint serves GREEN's judge under (default: %(default)s)",
     )
     p.add_argument(

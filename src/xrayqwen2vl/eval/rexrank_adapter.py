@@ -220,30 +220,41 @@ class _PrecomputedEncoder:
 RADGRAPH_ENCODER: dict = {}  # the last parse's _PrecomputedEncoder counts (the parity test reads them)
 
 
-def _radgraph_parse(rg, texts: list[str], batch_size: int) -> dict:
-    """``rg(texts)`` (RadEval's RadGraph) with each distinct sentence's BERT encoding computed
-    beforehand in batches (``_PrecomputedEncoder``); the same model, the same output."""
+RADGRAPH_CHUNK = 512  # reports per precomputed chunk: the cached encodings stay ~100 MB whatever the test set
+
+
+def _radgraph_parse(rg, texts: list[str], batch_size: int) -> list[dict]:
+    """RadEval's RadGraph parse of each text (its ``rg(texts)``), with each distinct sentence's BERT
+    encoding computed beforehand in batches (``_PrecomputedEncoder``); the same model, the same
+    output. Reports go ``RADGRAPH_CHUNK`` at a time, so the cache does not grow with the test set."""
     from radeval.metrics.radgraph._vendor import core
 
     embedder = rg.model._embedder._token_embedders["bert"]
-    inputs = core.preprocess_reports(["None" if not t else t for t in texts], rg.model_type)
-    data = core.AllennlpDataset([rg.reader.text_to_instance(line) for line in inputs])
-    data.index_with(rg.model.vocab)
-    rows = []
-    for batch in core.PyTorchDataLoader(batch_size=1, dataset=data):
-        bert = batch["text"]["bert"]
-        ids, mask = bert["token_ids"], bert["wordpiece_mask"]
-        rows += _PrecomputedEncoder._rows(ids.reshape(-1, ids.size(-1)), mask.reshape(-1, mask.size(-1)))
-    encoder = _PrecomputedEncoder(embedder._matched_embedder, batch_size)
-    encoder.precompute(rows)
     inner = embedder._matched_embedder
-    embedder.__dict__["_matched_embedder"] = encoder  # an instance attribute wins over the submodule
-    try:
-        return rg(texts)
-    finally:
-        RADGRAPH_ENCODER.update(answered=encoder.answered, passed_on=encoder.passed_on)
-        del embedder.__dict__["_matched_embedder"]
-        assert embedder._matched_embedder is inner
+    graphs: list[dict] = []
+    counts = {"answered": 0, "passed_on": 0}
+    for start in range(0, len(texts), RADGRAPH_CHUNK):
+        chunk = texts[start : start + RADGRAPH_CHUNK]
+        inputs = core.preprocess_reports(["None" if not t else t for t in chunk], rg.model_type)
+        data = core.AllennlpDataset([rg.reader.text_to_instance(line) for line in inputs])
+        data.index_with(rg.model.vocab)
+        rows = []
+        for batch in core.PyTorchDataLoader(batch_size=1, dataset=data):
+            bert = batch["text"]["bert"]
+            ids, mask = bert["token_ids"], bert["wordpiece_mask"]
+            rows += _PrecomputedEncoder._rows(ids.reshape(-1, ids.size(-1)), mask.reshape(-1, mask.size(-1)))
+        encoder = _PrecomputedEncoder(inner, batch_size)
+        encoder.precompute(rows)
+        embedder.__dict__["_matched_embedder"] = encoder  # an instance attribute wins over the submodule
+        try:
+            parsed = rg(chunk)
+        finally:
+            del embedder.__dict__["_matched_embedder"]
+        counts["answered"] += encoder.answered
+        counts["passed_on"] += encoder.passed_on
+        graphs += [parsed.get(str(k), {}) for k in range(len(chunk))]
+    RADGRAPH_ENCODER.update(counts)
+    return graphs
 
 
 def _radgraph(hyps, refs, batch_size, device):
@@ -256,8 +267,7 @@ def _radgraph(hyps, refs, batch_size, device):
     scorer = rc.RadGraphRadCliQ(model_type="radgraph")
     scorer._radgraph.batch_size = batch_size
     texts, at = _unique(hyps, refs)
-    parsed = _radgraph_parse(scorer._radgraph, texts, batch_size)
-    graphs = [parsed.get(str(k), {}) for k in range(len(texts))]
+    graphs = _radgraph_parse(scorer._radgraph, texts, batch_size)
     scores = []
     for h, r in zip(hyps, refs, strict=True):
         gt, pred = graphs[at[r]], graphs[at[h]]

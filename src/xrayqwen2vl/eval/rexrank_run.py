@@ -27,9 +27,9 @@ from .rexrank import (
     radcliq_v1,
     select_section,
 )
+from .rexrank_adapter import GREEN_MODEL, PROGRESS
 
 INSTALL = "make metrics-venv"
-PROGRESS = "[rexrank] "  # the adapter's progress lines (rexrank_adapter.say)
 DEFAULT_METRICS = ("bertscore", "sembscore", "radgraph", "ratescore")
 ALL_METRICS = (*DEFAULT_METRICS, "green")
 ENV_VAR = "XRAYQWEN2VL_METRICS_PYTHON"
@@ -278,6 +278,6 @@ def summary_lines(block: dict, ours: dict) -> list[str]:
 
 
 GREEN_SKIPPED = (
-    "needs a 7B judge (StanfordAIMI/GREEN-radllama2-7b): add --green (a GPU here) or --green-endpoint URL "
+    f"needs a 7B judge ({GREEN_MODEL}): add --green (a GPU here) or --green-endpoint URL "
     "(an OpenAI-compatible server running it)"
 )

@@ -180,6 +180,23 @@ def test_rexgradient_hash_split_keeps_patients_together(raw, tmp_path):
     assert all(len(v) == 1 for v in patient_split.values())
 
 
+@pytest.mark.parametrize("fmt", ["chexpert-plus", "rexgradient", "rexrank"])
+def test_progress_bar_counts_to_every_study(fmt, raw, tmp_path, capsys):
+    """The bar ends at its total, every study read (kept or skipped). ReXGradient's metadata
+    carries no count: a first streaming pass counts its studies; an ImagePath that is no path
+    (a record of its own) is not counted as a study."""
+    args = {"chexpert-plus": chexpert_args, "rexgradient": rexgradient_args, "rexrank": rexrank_args}[fmt](
+        raw
+    )
+    out = tmp_path / "o"
+    assert cli_main(["prepare", *args, "--out", str(out), "--name", "p", "--workers", "1"]) == 0
+    n = json.loads((out / "manifest.json").read_text())["p"]["counts"]["inputs"]
+    err = capsys.readouterr().err
+    assert "reports: 100%" in err and f"| {n}/{n} [" in err, err[-600:]
+    if fmt == "rexgradient":
+        assert n == len(truth(raw, fmt))
+
+
 def test_rexgradient_cut_metadata_is_one_line_error(raw, tmp_path, capsys):
     meta = tmp_path / "metadata"
     meta.mkdir()

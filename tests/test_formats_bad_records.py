@@ -39,6 +39,16 @@ def test_every_record_accounted_for(prepared_bad):
     assert not kept_ids & skipped_ids
 
 
+def test_the_progress_bar_counts_to_the_records_read(prepared_bad):
+    """The bar's total is the count of records prepare reads, bad ones included (a total below
+    it turns the bar into a bare counter, one above it stops short of 100%)."""
+    from xrayqwen2vl.commands.prepare_cmd import progress_total
+
+    form, _, m = prepared_bad
+    fmt = get_form(form.fmt)
+    assert progress_total(fmt, form.given(), fmt.read(form.given())) == m["counts"]["inputs"] == form.inputs
+
+
 def test_injected_records_have_their_reason(prepared_bad):
     form, out, m = prepared_bad
     reasons: dict[str, list[str]] = {}

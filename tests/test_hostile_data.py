@@ -431,7 +431,7 @@ def test_an_undecodable_image_is_one_skipped_image(mode, extra, kaggle, tmp_path
 
 def test_a_copy_that_fails_stops_the_run_and_leaves_no_copy(small_sample, tmp_path):
     from xrayqwen2vl.data.images import ImagesFolder
-    from xrayqwen2vl.data.prepare import ImageCopies
+    from xrayqwen2vl.data.writers import ImageCopies
 
     images = _copy_sample(small_sample, tmp_path / "raw") / "NLMCXR_png"
     good, bad = sorted(images.glob("*.png"))[:2]

@@ -10,10 +10,10 @@ import pytest
 from formats_helpers import make_form
 
 from xrayqwen2vl.cli import main as cli_main
-from xrayqwen2vl.data import prepare as prepare_module
+from xrayqwen2vl.data import stages
 from xrayqwen2vl.data.images import ImageCheck
-from xrayqwen2vl.data.prepare import Listed, _order_views
 from xrayqwen2vl.data.records import ImageRef
+from xrayqwen2vl.data.stages import Listed, _order_views
 from xrayqwen2vl.fileio import AtomicJsonList, dump_json
 
 
@@ -63,7 +63,7 @@ def test_a_stopped_run_leaves_nothing(sample_dir, tmp_path, capsys):
 def test_a_wrong_lang_stops_early_at_scale(sample_dir, tmp_path, capsys, monkeypatch):
     """After SCRIPT_EARLY targets (1,000 in real runs) a wrong --lang is told at once, rather
     than after every image of a large collection has been checked."""
-    monkeypatch.setattr(prepare_module, "SCRIPT_EARLY", 10)
+    monkeypatch.setattr(stages, "SCRIPT_EARLY", 10)
     assert cli_main(_zh_form(sample_dir, tmp_path)) == 2
     err = capsys.readouterr().err
     assert "--lang en: 10 of the first 10 targets are written in Chinese (Han) script" in err

@@ -101,7 +101,7 @@ def run_prepare(args) -> int:
         options,
         inputs,
         progress=not args.quiet,
-        total=len(records) if isinstance(records, Sized) else form.count(given),
+        total=None if args.quiet else progress_total(form, given, records),
         translations=translations,
         prompts=prompts,
         workers=args.workers,
@@ -115,6 +115,12 @@ def run_prepare(args) -> int:
 
 # Seconds of silence after which prepare says it is still reading the inputs.
 READING_NOTICE_S = 1.0
+
+
+def progress_total(form, given: dict, records) -> int | None:
+    """What the progress bar counts to: the reports and the records that failed to be one (an
+    unusable image of a report is no record of its own here); None where a form cannot tell."""
+    return len(records) if isinstance(records, Sized) else form.count(given)
 
 
 def _read(form, given: dict, quiet: bool):

@@ -326,7 +326,7 @@ def translate_datasets(
     ``out_dir/<name>_zh_<split>.json`` with dataset_info.json entries. Returns counts."""
     from tqdm import tqdm
 
-    from .prepare import _read_json_object, dataset_info_entry
+    from .writers import dataset_info_entry, read_json_object
 
     datasets = []
     for path in inputs:
@@ -378,7 +378,7 @@ def translate_datasets(
         )
     zh_prompt = prompt if prompt is not None else DEFAULT_PROMPTS["zh"]
     out_dir.mkdir(parents=True, exist_ok=True)
-    info = _read_json_object(out_dir / "dataset_info.json")
+    info = read_json_object(out_dir / "dataset_info.json")
     written = {}
     for path, data in datasets:
         out = []

@@ -197,15 +197,18 @@ def test_progress_bar_counts_to_every_study(fmt, raw, tmp_path, capsys):
         assert n == len(truth(raw, fmt))
 
 
-def test_rexgradient_cut_metadata_is_one_line_error(raw, tmp_path, capsys):
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "counted-first"])
+def test_rexgradient_cut_metadata_is_one_line_error(quiet, raw, tmp_path, capsys):
+    """With the progress bar the count reads the file first: the same one line either way."""
     meta = tmp_path / "metadata"
     meta.mkdir()
     text = (raw / "rexgradient" / "metadata" / "train_metadata.json").read_text()
     (meta / "train_metadata.json").write_text(text[: len(text) // 2])
     args = ["prepare", "--format", "rexgradient", "--metadata-dir", str(meta), "--images-dir", str(tmp_path)]
-    assert cli_main([*args, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert cli_main([*args, "--out", str(tmp_path / "o"), *(["--quiet"] if quiet else [])]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "train_metadata.json: line" in err[0]
+    assert len(err) == 1 and "train_metadata.json: line" in err[0], err
+    assert not (tmp_path / "o").exists()
 
 
 # ---------------------------------------------------------------- ReXrank

@@ -116,3 +116,14 @@ def test_patch_count_matches_the_issue_example(tmp_path):
     cfg = {"image_min_pixels": 3136, "image_max_pixels": 262144}
     assert train_throughput.patches_per_sample(tmp_path, cfg) == 1296 * 1.5
     assert 4 * 7.6e9 * 418 + 2 * 0.675e9 * 1296 == pytest.approx(1.45e13, rel=0.01)
+
+
+def test_copy_bench_runs_and_the_copies_match(tmp_path):
+    """benchmarks/copy_bench.py at its smallest (one film): both rows, and the pixels it reports
+    against the old way of copying within the bounds doc/benchmarks.md quotes."""
+    proc = _run("copy_bench.py", "--films", "1", "--runs", "1")
+    rows = {line[:14].strip(): line for line in proc.stdout.splitlines()[1:]}
+    assert set(rows) == {"JPEG film", "grey PNG film"}, proc.stdout
+    assert rows["grey PNG film"].endswith("mean diff 0.00, largest 0")
+    mean = float(rows["JPEG film"].split("mean diff ")[1].split(",")[0])
+    assert 0 < mean < 0.5, rows["JPEG film"]

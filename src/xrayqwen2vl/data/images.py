@@ -158,21 +158,35 @@ def fit_size(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
+# zlib level of the copies: on full-size films (grain included) level 3 wrote smaller files than the
+# default 6 in half the time (benchmarks/copy_bench.py); the pixels are the same at every level.
+PNG_COMPRESS_LEVEL = 3
+# A JPEG is decoded at a reduced scale (libjpeg's DCT scaling, as Pillow's ``thumbnail`` does) to no
+# less than this many times the copy's size, then resized: within a grey level of the full decode.
+DRAFT_GAP = 2
+
+
 def write_copy(src: Path, dest: Path, max_pixels: int | None = None) -> str:
     """Write an 8-bit RGB PNG copy of ``src`` to ``dest`` (atomically), shrunk to at most
-    ``max_pixels`` pixels when given, so training does not decode full-size files each epoch."""
+    ``max_pixels`` pixels when given, so training does not decode full-size files each epoch.
+
+    When shrinking: a JPEG is decoded at a reduced scale (``DRAFT_GAP``), and an 8-bit grey or RGB
+    image is resized before it is made RGB (the same pixels as converting first, on a third of
+    the data); other modes are made RGB first (16-bit is scaled by the full image's range)."""
     from ..fileio import atomic_write_bytes
 
     if dest.exists() and os.path.samefile(dest, src):
         raise ValueError(f"{dest}: the copy would replace its own source image")
     with Image.open(src) as img:
+        size = fit_size(img.width, img.height, max_pixels) if max_pixels else img.size
+        if size != img.size and img.format == "JPEG":
+            img.draft(None, (size[0] * DRAFT_GAP, size[1] * DRAFT_GAP))
         img.load()
-        out = to_rgb(img)
-    if max_pixels:
-        size = fit_size(out.width, out.height, max_pixels)
+        out = img if img.mode in PASS_THROUGH_MODES else to_rgb(img)
         if size != out.size:
             out = out.resize(size, Image.BICUBIC)
+        out = to_rgb(out)
     buf = io.BytesIO()
-    out.save(buf, format="PNG")
+    out.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     atomic_write_bytes(dest, buf.getvalue())
     return str(dest)

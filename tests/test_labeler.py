@@ -283,6 +283,28 @@ RULE_EDGES = [
     ("No change in the suspicious pneumothorax.", "en", {"Pneumothorax": -1}),
     # a cue after one phrase is not read for a phrase after it
     ("Effusion has resolved with new pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    # a participle that is the verb of the clause before ("has resolved", "has been removed") is no
+    # cue before the next phrase; the adjective still is ("resolved effusion")
+    ("Effusion has resolved and pneumothorax is present.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    (
+        "The chest tube has been removed and a small pneumothorax is present.",
+        "en",
+        {"Support Devices": 0, "Pneumothorax": 1},
+    ),
+    ("Resolved effusion and pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 0}),
+    # "or" joins across a comma only inside a list, not from the clause of another phrase
+    (
+        "Pneumothorax in the apex, effusion or edema is not seen.",
+        "en",
+        {"Pneumothorax": 1, "Pleural Effusion": 0, "Edema": 0},
+    ),
+    ("Atelectasis, pneumonia or aspiration.", "en", {"Atelectasis": -1, "Pneumonia": -1}),
+    # ... and an "or" so refused does not stop the search for the next one
+    (
+        "Effusion or edema in the base, pneumothorax or atelectasis.",
+        "en",
+        {"Pleural Effusion": -1, "Edema": -1, "Pneumothorax": -1, "Atelectasis": -1},
+    ),
     # a phrase counted only when negated: nothing when it is not, and the rest of the part is read
     ("Acute bony abnormality.", "en", {"Fracture": None}),
     ("Bony abnormality, rib fracture.", "en", {"Fracture": 1}),

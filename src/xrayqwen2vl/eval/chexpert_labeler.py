@@ -392,6 +392,24 @@ EN_UNMENTIONS: dict[str, list[str]] = {
     "Support Devices": [r"lead(?:s|ing)? to\b"],
 }
 
+# Not after an auxiliary: a participle that is the verb of a clause (has resolved, was removed).
+_AFTER_AUXILIARY = "".join(
+    rf"(?<!\b{w} )"
+    for w in (
+        "has",
+        "have",
+        "had",
+        "is",
+        "are",
+        "was",
+        "were",
+        "been",
+        "since",
+        "now",
+        "completely",
+        "nearly",
+    )
+)
 EN_CUES_BEFORE = {
     # uncertainty that decides even when a negation word is part of it ("cannot exclude", "no new")
     "unc": _alt(
@@ -439,10 +457,12 @@ EN_CUES_BEFORE = {
         r"\babsen(?:ce|t)\b(?: of)?",
         r"\black of\b",
         r"\bresolution of\b",
-        r"\bresolved\b",
+        # "resolved effusion"; not the verb of an earlier phrase ("effusion has resolved and
+        # pneumothorax is present": the pneumothorax is there)
+        _AFTER_AUXILIARY + r"\bresolved\b",
         r"\bclear(?:ed|ing)? of\b",
         r"\bremoval of\b",
-        r"\bremoved\b",
+        _AFTER_AUXILIARY + r"\bremoved\b",
         r"\bdisappearance of\b",
         r"\bnor\b",
         r"\bnone\b",
@@ -1054,6 +1074,10 @@ def _joined_by_or(masked: str, start: int, end: int, rules: _Rules) -> bool:
         word = m.group(0).lower()
         limit = 40 if rules.lang == "en" else 10
         if len(between) > limit or rules.or_block.search(between):
+            continue
+        # English: across a comma only inside a list ("X, Y or Z"), not from another phrase's
+        # clause ("pneumothorax in the apex, effusion or edema is not seen")
+        if rules.lang == "en" and "," in between and re.sub(r"#+|,|\s", "", between):
             continue
         if word.startswith(("vs", "versus")) and "," in between:
             continue

@@ -160,10 +160,15 @@ def test_manifest_does_not_depend_on_how_far_the_pool_reads_ahead(sample_dir, tm
     assert one == two
 
 
-def test_images_folder_resolves_like_path_resolve(tmp_path):
+@pytest.mark.parametrize("memo", [10_000, 3], ids=["memo", "memo-cleared"])
+def test_images_folder_resolves_like_path_resolve(memo, tmp_path, monkeypatch):
     """locate() resolves a component at a time and remembers folders (2 lstat per MIMIC image
-    instead of one per component); its answers are those of Path.resolve(), links included."""
+    instead of one per component), at most DIR_MEMO of them; its answers are those of
+    Path.resolve(), links included, also when the memo fills up and starts again."""
+    from xrayqwen2vl.data import images
     from xrayqwen2vl.data.images import ImagesFolder
+
+    monkeypatch.setattr(images, "DIR_MEMO", memo)
 
     root = tmp_path / "images"
     (root / "a" / "c").mkdir(parents=True)
@@ -193,3 +198,4 @@ def test_images_folder_resolves_like_path_resolve(tmp_path):
             want = (root / rel).resolve()
             inside = want != root.resolve() and root.resolve() in want.parents
             assert (path, bool(reason)) == ((want, False) if inside else (None, True)), rel
+            assert len(folder._dirs) <= memo

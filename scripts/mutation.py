@@ -65,6 +65,7 @@ MODULES: dict[str, Module] = {
         "src/xrayqwen2vl/eval/chexpert_labeler.py",
         (
             "_cue_before",
+            "_verb_of_the_phrase_before",
             "_cue_after",
             "_is_list",
             "_joined_by_or",

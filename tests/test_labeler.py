@@ -291,6 +291,16 @@ RULE_EDGES = [
         "en",
         {"Support Devices": 0, "Pneumothorax": 1},
     ),
+    ("Effusion resolved and pneumothorax present.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    ("Effusion: has resolved and pneumothorax present.", "en", {"Pneumothorax": 1}),
+    # ... and it ends that phrase's clause: a cue before it does not reach the next phrase either
+    ("Previously suspected effusion has resolved and pneumothorax is present.", "en", {"Pneumothorax": 1}),
+    # (a hedge between it and the phrase still counts)
+    (
+        "Effusion has resolved and a suspicious nodule is seen.",
+        "en",
+        {"Pleural Effusion": 0, "Lung Lesion": -1},
+    ),
     ("Resolved effusion and pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 0}),
     # "or" joins across a comma only inside a list, not from the clause of another phrase
     (

@@ -392,24 +392,6 @@ EN_UNMENTIONS: dict[str, list[str]] = {
     "Support Devices": [r"lead(?:s|ing)? to\b"],
 }
 
-# Not after an auxiliary: a participle that is the verb of a clause (has resolved, was removed).
-_AFTER_AUXILIARY = "".join(
-    rf"(?<!\b{w} )"
-    for w in (
-        "has",
-        "have",
-        "had",
-        "is",
-        "are",
-        "was",
-        "were",
-        "been",
-        "since",
-        "now",
-        "completely",
-        "nearly",
-    )
-)
 EN_CUES_BEFORE = {
     # uncertainty that decides even when a negation word is part of it ("cannot exclude", "no new")
     "unc": _alt(
@@ -457,12 +439,10 @@ EN_CUES_BEFORE = {
         r"\babsen(?:ce|t)\b(?: of)?",
         r"\black of\b",
         r"\bresolution of\b",
-        # "resolved effusion"; not the verb of an earlier phrase ("effusion has resolved and
-        # pneumothorax is present": the pneumothorax is there)
-        _AFTER_AUXILIARY + r"\bresolved\b",
+        r"\bresolved\b",
         r"\bclear(?:ed|ing)? of\b",
         r"\bremoval of\b",
-        _AFTER_AUXILIARY + r"\bremoved\b",
+        r"\bremoved\b",
         r"\bdisappearance of\b",
         r"\bnor\b",
         r"\bnone\b",
@@ -1036,8 +1016,21 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
         elif group == "adj":
             hedged = True
         elif group == "neg" and not neg_blocked:
+            if rules.lang == "en" and _verb_of_the_phrase_before(masked, cue):
+                break  # it ends the clause of the phrase before: nothing further back reaches
             return 0
     return -1 if hedged else None
+
+
+# English participles that are also negation cues before a phrase ("resolved effusion", "removed
+# line"), and what makes them the verb of the phrase before instead: that phrase (masked by "#")
+# or an auxiliary right before them ("effusion (has) resolved and pneumothorax is present").
+_PARTICIPLES = ("resolved", "removed")
+_VERB_BEFORE = re.compile(r"(?:#|\b(?:has|have|had|is|are|was|were|been|since|now|completely|nearly)) \Z")
+
+
+def _verb_of_the_phrase_before(masked: str, cue: re.Match) -> bool:
+    return cue.group(0) in _PARTICIPLES and _VERB_BEFORE.search(masked, 0, cue.start()) is not None
 
 
 def _cue_after(masked: str, end: int, rules: _Rules) -> int | None:

@@ -292,6 +292,7 @@ RULE_EDGES = [
         {"Support Devices": 0, "Pneumothorax": 1},
     ),
     ("Effusion resolved and pneumothorax present.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    ("Effusion has  resolved and pneumothorax is present.", "en", {"Pneumothorax": 1}),  # two spaces
     ("Effusion: has resolved and pneumothorax present.", "en", {"Pneumothorax": 1}),
     # ... and it ends that phrase's clause: a cue before it does not reach the next phrase either
     ("Previously suspected effusion has resolved and pneumothorax is present.", "en", {"Pneumothorax": 1}),

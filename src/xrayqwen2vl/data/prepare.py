@@ -52,9 +52,6 @@ from .verify import VERIFY_MODES
 from .writers import ImageCopies, SampleWriter, dataset_info_entry, input_files, output_paths, write_outputs
 
 VIEW_MODES = ("both", "frontal", "each")
-# --split with a split table: the share of the table's studies that must be found in the input.
-MIN_MATCHED = 0.95
-SCRIPT_NAMES = {"en": "Latin", "zh": "Chinese (Han)"}
 
 
 @dataclass

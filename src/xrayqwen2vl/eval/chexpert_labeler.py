@@ -1026,7 +1026,7 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
 # line"), and what makes them the verb of the phrase before instead: that phrase (masked by "#")
 # or an auxiliary right before them ("effusion (has) resolved and pneumothorax is present").
 _PARTICIPLES = ("resolved", "removed")
-_VERB_BEFORE = re.compile(r"(?:#|\b(?:has|have|had|is|are|was|were|been|since|now|completely|nearly)) \Z")
+_VERB_BEFORE = re.compile(r"(?:#|\b(?:has|have|had|is|are|was|were|been|since|now|completely|nearly))\s+\Z")
 
 
 def _verb_of_the_phrase_before(masked: str, cue: re.Match) -> bool:

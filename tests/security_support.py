@@ -62,8 +62,9 @@ class Server:
         shift: int | None = None,
     ):
         self.files, self.drop, self.ranges, self.shift = files, set(drop), ranges, shift
-        self.log: list[tuple[str, str | None, int]] = []  # (path, Range header, bytes sent)
-        self.lock = threading.Lock()
+        self._log: list[tuple[str, str | None, int]] = []  # (path, Range header, bytes sent)
+        self.lock = threading.Condition()
+        self.busy = 0  # requests whose answer is still being sent
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,8 +77,17 @@ class Server:
                 # logged on arrival, before anything is sent: a client that gives up on an answer and
                 # asks again must not find its second request logged before its first
                 with server.lock:
-                    entry = len(server.log)
-                    server.log.append((name, rng if name in server.files else None, 0))
+                    entry = len(server._log)
+                    server._log.append((name, rng if name in server.files else None, 0))
+                    server.busy += 1
+                try:
+                    self.answer(name, rng, entry)
+                finally:
+                    with server.lock:
+                        server.busy -= 1
+                        server.lock.notify_all()
+
+            def answer(self, name, rng, entry):
                 if name not in server.files:
                     self.send_error(404)
                     return
@@ -105,14 +115,23 @@ class Server:
                     self.wfile.write(body[:half])
                     self.wfile.flush()
                     self.close_connection = True
-                    server.log[entry] = (name, rng, half)
+                    server._log[entry] = (name, rng, half)
                     return
                 self.wfile.write(body)
-                server.log[entry] = (name, rng, len(body))
+                server._log[entry] = (name, rng, len(body))
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/collections/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def log(self) -> list[tuple[str, str | None, int]]:
+        """The requests so far, once every answer under way is sent: the client can have read the
+        whole body before the handler's thread records its count (CI saw ``[0, 0]`` for ``[0, N]``)."""
+        with self.lock:
+            if not self.lock.wait_for(lambda: self.busy == 0, timeout=10):
+                raise AssertionError(f"the test server is still answering after 10 s: {self._log}")
+            return list(self._log)
 
     def __enter__(self):
         self.thread.start()

@@ -23,13 +23,19 @@ def _post(url: str, data: dict) -> tuple[int, dict]:
 
 def test_wrong_passwords_lock_the_address_out_of_the_real_server(login_web):
     url, user, password = login_web["url"] + "/login", login_web["user"], login_web["password"]
-    for _ in range(3):
-        assert _post(url, {"username": user, "password": "guess"})[0] == 400
-    assert _post(url, {"username": user, "password": "guess"})[0] == 400  # the 4th locks for 2 s
-    locked_at = time.monotonic()
-    code, headers = _post(url, {"username": user, "password": password})
-    assert code == 429 and headers.get("retry-after") in ("1", "2"), (code, headers)
-    time.sleep(max(0.0, 2.2 - (time.monotonic() - locked_at)))
+    seen = []
+    for _ in range(3):  # again only when the machine was too slow to ask within the 2 s lock
+        for _ in range(3):
+            assert _post(url, {"username": user, "password": "guess"})[0] == 400
+        assert _post(url, {"username": user, "password": "guess"})[0] == 400  # the 4th locks for 2 s
+        asked = time.monotonic()  # the lock began before this: its answer has come back
+        code, headers = _post(url, {"username": user, "password": password})
+        answered = time.monotonic()
+        seen.append((code, headers.get("retry-after"), round(answered - asked, 2)))
+        if code == 429 or answered - asked < 2:
+            break  # a 200 back within 2 s of the lock: the lock did not hold, and the test fails
+    assert code == 429 and headers.get("retry-after") in ("1", "2"), seen
+    time.sleep(max(0.0, 2.2 - (time.monotonic() - asked)))
     assert _post(url, {"username": user, "password": password})[0] == 200  # and the count is cleared
     assert _post(url, {"username": user, "password": "guess"})[0] == 400
     assert _post(url, {"username": user, "password": password})[0] == 200

@@ -323,6 +323,43 @@ RULE_EDGES = [
     ("未见气胸，请结合临床，胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
     ("未见气胸，少量胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 1}),
     ("没有气胸，以及局灶性实变。", "zh", {"Pneumothorax": 0, "Consolidation": 0}),
+    # a size, degree or course after "and" or a comma starts a finding of its own: no one writes a
+    # size on a finding they are negating ...
+    ("No pleural effusion and small right pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    ("No effusion and a small pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    ("Lungs without effusion and mild edema.", "en", {"Pleural Effusion": 0, "Edema": 1}),
+    ("No pneumothorax and stable mild cardiomegaly.", "en", {"Pneumothorax": 0, "Cardiomegaly": 1}),
+    ("No pneumothorax, small left pleural effusion.", "en", {"Pneumothorax": 0, "Pleural Effusion": 1}),
+    (
+        "No pleural effusion, 2 cm right apical pneumothorax.",
+        "en",
+        {"Pleural Effusion": 0, "Pneumothorax": 1},
+    ),
+    ("No acute cardiopulmonary process, mild cardiomegaly.", "en", {"Cardiomegaly": 1}),
+    ("No pneumothorax, small effusion and mild edema.", "en", {"Pleural Effusion": 1, "Edema": 1}),
+    ("Heart size normal, no effusion and small focus of atelectasis.", "en", {"Atelectasis": 1}),
+    ("无胸腔积液及少量气胸。", "zh", {"Pleural Effusion": 0, "Pneumothorax": 1}),
+    ("未见胸腔积液和轻度肺水肿。", "zh", {"Pleural Effusion": 0, "Edema": 1}),
+    # ... but a list closed by "or" stays one negated list, and so do a plain "and" and a new "no"
+    (
+        "No focal consolidation, large effusion or pneumothorax.",
+        "en",
+        {"Consolidation": 0, "Pleural Effusion": 0, "Pneumothorax": 0},
+    ),
+    (
+        "No pneumothorax, small effusion, or consolidation.",
+        "en",
+        {"Pneumothorax": 0, "Pleural Effusion": 0, "Consolidation": 0},
+    ),
+    ("No large pleural effusion and pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 0}),
+    ("No effusion and no small pneumothorax.", "en", {"Pleural Effusion": 0, "Pneumothorax": 0}),
+    ("No pneumothorax and possible small effusion.", "en", {"Pneumothorax": 0, "Pleural Effusion": -1}),
+    (
+        "未见局灶性实变、大量胸腔积液或气胸。",
+        "zh",
+        {"Consolidation": 0, "Pleural Effusion": 0, "Pneumothorax": 0},
+    ),
+    ("无气胸、胸腔积液。", "zh", {"Pneumothorax": 0, "Pleural Effusion": 0}),
 ]
 
 

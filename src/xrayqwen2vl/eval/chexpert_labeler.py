@@ -392,6 +392,32 @@ EN_UNMENTIONS: dict[str, list[str]] = {
     "Support Devices": [r"lead(?:s|ing)? to\b"],
 }
 
+# The words of size, degree and course that open a finding of its own after "and" or a comma: no
+# one writes a size on a finding they are negating.
+_FRESH_WORDS = _alt(
+    r"small(?:er)?",
+    r"tiny",
+    r"trace",
+    r"minimal",
+    r"slight(?:ly)?",
+    r"subtle",
+    r"mild(?:ly)?",
+    r"moderate(?:ly)?",
+    r"large(?:r)?",
+    r"massive",
+    r"severe",
+    r"extensive",
+    r"new(?:ly)?",
+    r"increas(?:ed|ing)",
+    r"decreas(?:ed|ing)",
+    r"worsen(?:ed|ing)",
+    r"improv(?:ed|ing)",
+    r"(?:un)?changed",
+    r"stable",
+    r"persist(?:ent|ing)",
+    r"residual",
+    r"\d+(?:\.\d+)?\s*(?:mm|cm)",
+)
 EN_CUES_BEFORE = {
     # uncertainty that decides even when a negation word is part of it ("cannot exclude", "no new")
     "unc": _alt(
@@ -453,6 +479,10 @@ EN_CUES_BEFORE = {
     ),
     # "No cardiomegaly with small effusions": a negation does not reach past "with"
     "stopneg": r"\bwith\b",
+    # "No effusion and small pneumothorax", "No pneumothorax, mild edema": a comma or "and" before a
+    # size, degree or course starts a finding of its own (unless a list closes with "or", see
+    # _new_finding)
+    "fresh": r"(?:,|\band)\s+(?:(?:a|an)\s+)?(?:" + _FRESH_WORDS + r")\b",
 }
 EN_CUES_AFTER = {
     "unc": _alt(
@@ -754,6 +784,20 @@ ZH_UNMENTIONS: dict[str, list[str]] = {
     "Lung Opacity": [r"乳头(?:阴)?影", r"骨(?:性|质)(?:阴影|不透明)"],
 }
 
+_ZH_FRESH_WORDS = _alt(
+    r"(?:极)?少[量许]",
+    r"微量",
+    r"轻[度微]",
+    r"中[度等]",
+    r"大量",
+    r"重度",
+    r"广泛",
+    r"新(?:发|出现)",
+    r"(?:稍|略)?(?:增多|增加|增大|减少|减轻|加重|好转)",
+    r"稳定",
+    r"持续",
+    r"残[留余]",
+)
 ZH_CUES_BEFORE = {
     "unc": _alt(
         r"不能(?:完全)?排除",
@@ -808,6 +852,9 @@ ZH_CUES_BEFORE = {
         r"不存在",
     ),
     "stopneg": r"伴(?:有)?|并有|并见|同时有",
+    # "无胸腔积液及少量气胸": as in English, "及/和/与/、" before a size, degree or course starts a
+    # finding of its own unless a list closes with "或" (_new_finding)
+    "fresh": r"(?:以及|和|及|与|、)\s*(?:" + _ZH_FRESH_WORDS + r")",
 }
 ZH_CUES_AFTER = {
     "neu": ZH_CUES_BEFORE["neu"],
@@ -916,7 +963,7 @@ class _Rules:
 def _named(groups: dict[str, str], flags) -> re.Pattern:
     # One alternation, tried left to right at each position: uncertainty before negation, so that
     # "cannot exclude" or "不能排除" is read as one cue and never as "not" or "排除".
-    order = [g for g in ("neu", "unc", "adj", "neg", "stopneg") if g in groups]
+    order = [g for g in ("neu", "unc", "adj", "neg", "stopneg", "fresh") if g in groups]
     return re.compile("|".join(f"(?P<{g}>{groups[g]})" for g in order), flags)
 
 
@@ -1009,7 +1056,7 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
         group = cue.lastgroup
         if group == "neu":
             return None if not hedged else -1
-        if group == "stopneg":
+        if group == "stopneg" or (group == "fresh" and _new_finding(masked, cue)):
             neg_blocked = True
         elif group == "unc":
             return -1
@@ -1020,6 +1067,12 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
                 break  # it ends the clause of the phrase before: nothing further back reaches
             return 0
     return -1 if hedged else None
+
+
+def _new_finding(masked: str, cue: re.Match) -> bool:
+    """Does ", small …" / "and mild …" / "及少量…" start a finding of its own? Not when "or"/"nor"/"或"
+    follows in the clause: "No consolidation, large effusion or pneumothorax" is one negated list."""
+    return re.search(r"\b(?:or|nor)\b|或", masked[cue.end() :]) is None
 
 
 # English participles that are also negation cues before a phrase ("resolved effusion", "removed

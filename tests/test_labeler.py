@@ -316,6 +316,10 @@ RULE_EDGES = [
         "en",
         {"Pleural Effusion": -1, "Edema": -1, "Pneumothorax": -1, "Atelectasis": -1},
     ),
+    # a hedged phrase (a sign that only suggests the finding) with no cue at all is uncertain
+    ("Blunting of the left costophrenic angle.", "en", {"Pleural Effusion": -1}),
+    ("Prominent cardiac silhouette.", "en", {"Cardiomegaly": -1}),
+    ("右侧肋膈角变钝。", "zh", {"Pleural Effusion": -1}),
     # a phrase counted only when negated: nothing when it is not, and the rest of the part is read
     ("Acute bony abnormality.", "en", {"Fracture": None}),
     ("Bony abnormality, rib fracture.", "en", {"Fracture": 1}),
@@ -338,6 +342,16 @@ RULE_EDGES = [
     ("No acute cardiopulmonary process, mild cardiomegaly.", "en", {"Cardiomegaly": 1}),
     ("No pneumothorax, small effusion and mild edema.", "en", {"Pleural Effusion": 1, "Edema": 1}),
     ("Heart size normal, no effusion and small focus of atelectasis.", "en", {"Atelectasis": 1}),
+    # after a comma it is a statement of its own, out of an uncertainty's reach too (as the Chinese
+    # comma); after "and" a hedge may still cover both
+    ("Possible pneumonia, small left pleural effusion.", "en", {"Pneumonia": -1, "Pleural Effusion": 1}),
+    ("Possible pneumonia and small effusion.", "en", {"Pneumonia": -1, "Pleural Effusion": -1}),
+    ("No pneumothorax, small suspicious nodule.", "en", {"Pneumothorax": 0, "Lung Lesion": -1}),
+    (
+        "Likely atelectasis, small effusion, or pneumonia.",
+        "en",
+        {"Atelectasis": -1, "Pleural Effusion": -1, "Pneumonia": -1},
+    ),
     ("无胸腔积液及少量气胸。", "zh", {"Pleural Effusion": 0, "Pneumothorax": 1}),
     ("未见胸腔积液和轻度肺水肿。", "zh", {"Pleural Effusion": 0, "Edema": 1}),
     # ... but a list closed by "or" stays one negated list, and so do a plain "and" and a new "no"

@@ -1056,7 +1056,11 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
         group = cue.lastgroup
         if group == "neu":
             return None if not hedged else -1
-        if group == "stopneg" or (group == "fresh" and _new_finding(masked, cue)):
+        if group == "fresh" and _new_finding(masked, cue):
+            if cue.group(0).startswith(","):
+                break  # ", small effusion": a statement of its own, out of every cue's reach before it
+            neg_blocked = True  # "and small effusion": "possible X and small Y" may still hedge both
+        elif group == "stopneg":
             neg_blocked = True
         elif group == "unc":
             return -1

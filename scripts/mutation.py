@@ -66,6 +66,7 @@ MODULES: dict[str, Module] = {
         (
             "_cue_before",
             "_verb_of_the_phrase_before",
+            "_fresh_cues",
             "_new_finding",
             "_cue_after",
             "_is_list",

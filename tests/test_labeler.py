@@ -342,6 +342,14 @@ RULE_EDGES = [
     ("No acute cardiopulmonary process, mild cardiomegaly.", "en", {"Cardiomegaly": 1}),
     ("No pneumothorax, small effusion and mild edema.", "en", {"Pleural Effusion": 1, "Edema": 1}),
     ("Heart size normal, no effusion and small focus of atelectasis.", "en", {"Atelectasis": 1}),
+    # ... also when the size word is the first word of the phrase itself
+    ("No effusion and large cardiac silhouette.", "en", {"Pleural Effusion": 0, "Cardiomegaly": 1}),
+    ("No pneumothorax, enlarged cardiac silhouette.", "en", {"Pneumothorax": 0, "Cardiomegaly": 1}),
+    (
+        "No pleural effusion, pneumothorax, or enlarged heart.",
+        "en",
+        {"Pleural Effusion": 0, "Pneumothorax": 0, "Cardiomegaly": 0},
+    ),
     # after a comma it is a statement of its own, out of an uncertainty's reach too (as the Chinese
     # comma); after "and" a hedge may still cover both
     ("Possible pneumonia, small left pleural effusion.", "en", {"Pneumonia": -1, "Pleural Effusion": 1}),

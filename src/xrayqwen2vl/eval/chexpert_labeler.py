@@ -25,6 +25,7 @@ dependency parse:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -404,6 +405,7 @@ _FRESH_WORDS = _alt(
     r"mild(?:ly)?",
     r"moderate(?:ly)?",
     r"large(?:r)?",
+    r"enlarg(?:ed|ing)",
     r"massive",
     r"severe",
     r"extensive",
@@ -479,11 +481,12 @@ EN_CUES_BEFORE = {
     ),
     # "No cardiomegaly with small effusions": a negation does not reach past "with"
     "stopneg": r"\bwith\b",
-    # "No effusion and small pneumothorax", "No pneumothorax, mild edema": a comma or "and" before a
-    # size, degree or course starts a finding of its own (unless a list closes with "or", see
-    # _new_finding)
-    "fresh": r"(?:,|\band)\s+(?:(?:a|an)\s+)?(?:" + _FRESH_WORDS + r")\b",
 }
+# "No effusion and small pneumothorax", "No pneumothorax, mild edema": a comma or "and" before a
+# size, degree or course starts a finding of its own (unless a list closes with "or", see
+# _new_finding). Read on the words themselves, not the masked part: the size word may open the
+# phrase ("and large cardiac silhouette").
+EN_FRESH = r"(?:,|\band)\s+(?:(?:a|an)\s+)?(?:" + _FRESH_WORDS + r")\b"
 EN_CUES_AFTER = {
     "unc": _alt(
         r"\b(?:cannot|can ?not|can't|could not|not|couldn't) (?:yet )?(?:be )?(?:entirely |completely |totally |definitely |"
@@ -852,10 +855,10 @@ ZH_CUES_BEFORE = {
         r"不存在",
     ),
     "stopneg": r"伴(?:有)?|并有|并见|同时有",
-    # "无胸腔积液及少量气胸": as in English, "及/和/与/、" before a size, degree or course starts a
-    # finding of its own unless a list closes with "或" (_new_finding)
-    "fresh": r"(?:以及|和|及|与|、)\s*(?:" + _ZH_FRESH_WORDS + r")",
 }
+# "无胸腔积液及少量气胸": as in English, "及/和/与/、" before a size, degree or course starts a
+# finding of its own unless a list closes with "或" (_new_finding)
+ZH_FRESH = r"(?:以及|和|及|与|、)\s*(?:" + _ZH_FRESH_WORDS + r")"
 ZH_CUES_AFTER = {
     "neu": ZH_CUES_BEFORE["neu"],
     "unc": _alt(
@@ -948,6 +951,7 @@ class _Rules:
             for obs, pats in spec["unmentions"].items()
         }
         self.before = _named(spec["before"], flags)
+        self.fresh = re.compile(f"(?P<fresh>{spec['fresh']})", flags)
         self.after = _named(spec["after"], flags)
         self.sentences = re.compile(spec["sentences"], re.IGNORECASE)
         self.breaks = re.compile(spec["breaks"], re.IGNORECASE)
@@ -963,7 +967,7 @@ class _Rules:
 def _named(groups: dict[str, str], flags) -> re.Pattern:
     # One alternation, tried left to right at each position: uncertainty before negation, so that
     # "cannot exclude" or "不能排除" is read as one cue and never as "not" or "排除".
-    order = [g for g in ("neu", "unc", "adj", "neg", "stopneg", "fresh") if g in groups]
+    order = [g for g in ("neu", "unc", "adj", "neg", "stopneg") if g in groups]
     return re.compile("|".join(f"(?P<{g}>{groups[g]})" for g in order), flags)
 
 
@@ -972,6 +976,7 @@ _SPECS = {
         "phrases": EN_PHRASES,
         "unmentions": EN_UNMENTIONS,
         "before": EN_CUES_BEFORE,
+        "fresh": EN_FRESH,
         "after": EN_CUES_AFTER,
         "sentences": EN_SENTENCES,
         "breaks": EN_BREAKS,
@@ -987,6 +992,7 @@ _SPECS = {
         "phrases": ZH_PHRASES,
         "unmentions": ZH_UNMENTIONS,
         "before": ZH_CUES_BEFORE,
+        "fresh": ZH_FRESH,
         "after": ZH_CUES_AFTER,
         "sentences": ZH_SENTENCES,
         "breaks": ZH_BREAKS,
@@ -1048,9 +1054,12 @@ def _mask(part: str, found: list[_Found]) -> str:
 
 
 # ------------------------------------- stage 2: classification -------------------------------------
-def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
+def _cue_before(part: str, masked: str, start: int, rules: _Rules) -> int | None:
     """0 or -1 from the cues before the mention, or None when none reaches it."""
     cues = list(rules.before.finditer(masked, 0, start))
+    fresh = [m for m in _fresh_cues(part, masked, rules) if m.start() < start]
+    if fresh:
+        cues = sorted(cues + fresh, key=lambda m: m.start())
     hedged, neg_blocked = False, False
     for cue in reversed(cues):
         group = cue.lastgroup
@@ -1071,6 +1080,13 @@ def _cue_before(masked: str, start: int, rules: _Rules) -> int | None:
                 break  # it ends the clause of the phrase before: nothing further back reaches
             return 0
     return -1 if hedged else None
+
+
+@functools.lru_cache(maxsize=256)
+def _fresh_cues(part: str, masked: str, rules: _Rules) -> tuple[re.Match, ...]:
+    """The "and"/comma + size word cues of a part whose "and"/comma lies outside every phrase; the
+    size word may be the first of a phrase's own words. Once per part, not once per mention."""
+    return tuple(m for m in rules.fresh.finditer(part) if masked[m.start()] != "#")
 
 
 def _new_finding(masked: str, cue: re.Match) -> bool:
@@ -1143,7 +1159,7 @@ def _classify(part: str, masked: str, f: _Found, rules: _Rules, negated_list: bo
         return 0
     if rules.inside_neg is not None and rules.inside_neg.search(text):
         return 0
-    label = _cue_before(masked, f.start, rules)
+    label = _cue_before(part, masked, f.start, rules)
     if label is None:
         label = _cue_after(masked, f.end, rules)
     if label is None and negated_list:
@@ -1190,7 +1206,7 @@ def _label_part(part: str, rules: _Rules, inherit_neg: bool) -> tuple[list[tuple
             continue
         out.append((f, label))
         if f.kind in (MENTION, STATEMENT, NEGATED_ONLY):
-            last_negated = label == 0 and (inherit or _cue_before(masked, f.start, rules) == 0)
+            last_negated = label == 0 and (inherit or _cue_before(part, masked, f.start, rules) == 0)
     return out, last_negated
 
 
